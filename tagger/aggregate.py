@@ -1,0 +1,54 @@
+"""Window probabilities -> track genres with confidences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tagger.model import Head
+
+
+@dataclass(frozen=True)
+class GenreScore:
+    label: str  # the model's label
+    genre: str  # the text written into files
+    confidence: float
+
+
+@dataclass(frozen=True)
+class TrackGenres:
+    """A track's genres under one vocabulary."""
+
+    vocabulary: str
+    ranked: tuple[GenreScore, ...]  # top-k, most confident first
+    chosen: tuple[str, ...]  # genre texts to write (empty: nothing passed its threshold)
+    confident: bool  # False: recorded, but below the minimum confidence
+
+    @property
+    def top(self) -> GenreScore:
+        return self.ranked[0]
+
+
+def aggregate(window_probabilities: np.ndarray, head: Head, top_k: int = 1, min_confidence: float = 0.0) -> TrackGenres:
+    """Mean the windows' probabilities and pick the genres.
+
+    Multiclass: the track genre is the argmax of the mean; up to ``top_k`` genres are chosen,
+    each needing ``min_confidence``. Multilabel: every label whose mean passes its own threshold
+    (and ``min_confidence``), most probable first, at most ``top_k``.
+    """
+    if window_probabilities.ndim != 2 or len(window_probabilities) == 0:
+        raise ValueError("need a (windows, labels) array with at least one window")
+    mean = window_probabilities.astype(np.float64).mean(axis=0)
+    order = np.argsort(-mean, kind="stable")
+    scores = [GenreScore(head.labels[i], head.genre_name(head.labels[i]), float(mean[i])) for i in order]
+    k = max(1, top_k)
+    ranked = tuple(scores[:k])
+    if head.task == "multilabel":
+        passing = [
+            score for score in scores if score.confidence >= max(head.thresholds.get(score.label, 0.5), min_confidence)
+        ][:k]
+        chosen = tuple(score.genre for score in passing)
+        return TrackGenres(head.name, ranked, chosen, confident=bool(chosen))
+    chosen = tuple(score.genre for score in ranked if score.confidence >= min_confidence)
+    return TrackGenres(head.name, ranked, chosen, confident=ranked[0].confidence >= min_confidence)

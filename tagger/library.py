@@ -1,0 +1,354 @@
+"""The per-track step shared by ``scan`` and the daemon: triage, then store + tags.
+
+Order of writes for one track, so that a crash anywhere loses nothing:
+1. one transaction records the result and a *pending* tag write holding the previous value;
+2. the file is rewritten atomically (temp copy + rename, see :mod:`tagger.tags`);
+3. one transaction marks the write applied and refreshes the track's size/mtime/fingerprint.
+A pending write found on the next start is checked against the file and finished or redone
+(:meth:`Library.recover`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tagger.aggregate import TrackGenres, aggregate
+from tagger.errors import FileError, TagReadError, TagWriteError, UnsupportedFormatError
+from tagger.model import Head, ModelCard
+from tagger.pipeline import TrackAnalysis
+from tagger.policy import Policy, decide
+from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
+from tagger.tags import GenreTags, open_tags
+
+_FINGERPRINT_BLOCK = 1 << 16
+
+
+class Outcome(StrEnum):
+    TAGGED = "tagged"  # genre written
+    WOULD_TAG = "would-tag"  # --dry-run: what would be written
+    KEPT = "kept"  # the owner's genre stays (policy keep)
+    UNCHANGED = "unchanged"  # the file already says so
+    LOW_CONFIDENCE = "low-confidence"  # recorded, not tagged
+    SKIPPED = "skipped"  # unchanged since the last run
+    MOVED = "moved"  # same content at a new path: path updated, not re-classified
+    FAILED = "failed"  # unreadable, not audio, or the tag write was impossible
+
+
+@dataclass
+class TrackReport:
+    """What happened to one track, for progress lines and the summary."""
+
+    path: Path
+    outcome: Outcome
+    existing: list[str] = field(default_factory=list)
+    proposed: list[str] = field(default_factory=list)
+    confidence: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TagOptions:
+    """How results turn into tags (CLI flags and config)."""
+
+    policy: Policy = Policy.KEEP
+    min_confidence: float = 0.0
+    top_k: int = 1
+    dry_run: bool = False
+    tag_low_confidence: bool = False
+    vocabulary: str | None = None  # a head of the model; None = the card's default
+    id3_version: int = 4
+    id3_separator: str = "; "
+    verify: bool = False  # re-read every write and report a mismatch
+
+
+@dataclass(frozen=True)
+class FileState:
+    size: int
+    mtime: float
+
+    @classmethod
+    def of(cls, path: str | Path) -> FileState:
+        stat = os.stat(path)
+        return cls(stat.st_size, stat.st_mtime)
+
+
+def fingerprint(path: str | Path, size: int | None = None) -> str:
+    """A cheap content hash: size plus the first, middle and last 64 KiB."""
+    size = os.path.getsize(path) if size is None else size
+    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
+    with open(path, "rb") as f:
+        for offset in sorted({0, max(0, size // 2 - _FINGERPRINT_BLOCK // 2), max(0, size - _FINGERPRINT_BLOCK)}):
+            f.seek(offset)
+            digest.update(f.read(_FINGERPRINT_BLOCK))
+    return digest.hexdigest()
+
+
+class Library:
+    """A database of tracks plus the rules for writing their tags."""
+
+    def __init__(self, db: Database, card: ModelCard, options: TagOptions | None = None) -> None:
+        self.db = db
+        self.card = card
+        self.options = options or TagOptions()
+        vocabulary = self.options.vocabulary or card.default_head
+        if vocabulary not in card.heads:
+            raise ValueError(f"model {card.name!r} has no vocabulary {vocabulary!r} (it has {sorted(card.heads)})")
+        self.head: Head = card.heads[vocabulary]
+
+    # ------------------------------------------------------------------ triage
+    def known_states(self) -> dict[str, tuple[int | None, float | None, str]]:
+        """path -> (size, mtime, status) for every track, in one query (fast unchanged re-scans)."""
+        with self.db.session() as session:
+            rows = session.execute(select(Track.path, Track.size, Track.mtime, Track.status))
+            return {path: (size, mtime, status) for path, size, mtime, status in rows}
+
+    @staticmethod
+    def is_unchanged(known: tuple[int | None, float | None, str] | None, state: FileState) -> bool:
+        return (
+            known is not None
+            and known[2] in (TrackStatus.DONE, TrackStatus.FAILED)
+            and known[0] == state.size
+            and known[1] == state.mtime
+        )
+
+    def try_move(self, path: Path, root: Path, state: FileState) -> TrackReport | None:
+        """If ``path`` holds the content of a track whose file is gone, move that track here."""
+        try:
+            digest = fingerprint(path, state.size)
+        except OSError:
+            return None
+        with self.db.session() as session:
+            for track in session.scalars(select(Track).where(Track.fingerprint == digest, Track.path != str(path))):
+                if track.status == TrackStatus.GONE or not os.path.lexists(track.path):
+                    stale = session.scalar(select(Track).where(Track.path == str(path)))
+                    if stale is not None:
+                        session.delete(stale)
+                        session.flush()
+                    old = track.path
+                    track.path, track.root = str(path), str(root)
+                    track.size, track.mtime = state.size, state.mtime
+                    if track.status == TrackStatus.GONE:
+                        track.status = TrackStatus.DONE
+                    return TrackReport(path, Outcome.MOVED, reason=f"from {old}")
+        return None
+
+    def mark_gone(self, path: str | Path) -> bool:
+        """The file was deleted: keep its history, mark it gone."""
+        with self.db.session() as session:
+            track = session.scalar(select(Track).where(Track.path == str(path)))
+            if track is None or track.status == TrackStatus.GONE:
+                return False
+            track.status = TrackStatus.GONE
+            return True
+
+    def move(self, source: str | Path, destination: str | Path, root: str | Path | None = None) -> bool:
+        """A rename seen by the daemon: update the path, keep the results."""
+        with self.db.session() as session:
+            track = session.scalar(select(Track).where(Track.path == str(source)))
+            if track is None:
+                return False
+            stale = session.scalar(select(Track).where(Track.path == str(destination)))
+            if stale is not None:
+                session.delete(stale)
+                session.flush()
+            track.path = str(destination)
+            if root is not None:
+                track.root = str(root)
+            return True
+
+    # ------------------------------------------------------------------ recording
+    def record_failure(self, path: Path, root: Path, reason: str, state: FileState | None) -> TrackReport:
+        if not self.options.dry_run:
+            with self.db.session() as session:
+                track = self._track(session, path, root)
+                track.status, track.error = TrackStatus.FAILED, reason
+                if state is not None:
+                    track.size, track.mtime = state.size, state.mtime
+        return TrackReport(path, Outcome.FAILED, reason=reason)
+
+    def record(self, analysis: TrackAnalysis, root: Path, state: FileState) -> TrackReport:
+        """Store ``analysis`` and write the genre the policy allows."""
+        path = analysis.path
+        genres = aggregate(
+            analysis.probabilities[self.head.name], self.head, self.options.top_k, self.options.min_confidence
+        )
+        try:
+            tags = open_tags(path, id3_version=self.options.id3_version, id3_separator=self.options.id3_separator)
+            existing = tags.read_genres()
+        except (TagReadError, UnsupportedFormatError) as error:
+            return self._store(
+                analysis,
+                root,
+                state,
+                genres,
+                None,
+                TrackReport(
+                    path,
+                    Outcome.FAILED,
+                    proposed=list(genres.chosen),
+                    confidence=genres.top.confidence,
+                    reason=f"cannot read tags: {error.reason}",
+                ),
+            )
+        report = TrackReport(
+            path, Outcome.UNCHANGED, existing=existing, proposed=list(genres.chosen), confidence=genres.top.confidence
+        )
+        with self.db.session() as session:
+            track = session.scalar(select(Track).where(Track.path == str(path)))
+            ours = track is not None and self._is_ours(session, track, existing)
+        if not genres.confident and not self.options.tag_low_confidence:
+            report.outcome, report.reason = Outcome.LOW_CONFIDENCE, f"confidence {genres.top.confidence:.2f}"
+            return self._store(analysis, root, state, genres, None, report, existing, ours)
+        target = decide(existing, list(genres.chosen), self.options.policy, ours)
+        if target is None:
+            report.outcome = (
+                Outcome.KEPT if existing and existing != list(genres.chosen) and not ours else Outcome.UNCHANGED
+            )
+            return self._store(analysis, root, state, genres, None, report, existing, ours)
+        report.proposed = target
+        if self.options.dry_run:
+            report.outcome = Outcome.WOULD_TAG
+            return report
+        return self._store(analysis, root, state, genres, (tags, target), report, existing, ours)
+
+    def _store(
+        self,
+        analysis: TrackAnalysis,
+        root: Path,
+        state: FileState,
+        genres: TrackGenres,
+        write: tuple[GenreTags, list[str]] | None,
+        report: TrackReport,
+        existing: list[str] | None = None,
+        ours: bool = False,
+    ) -> TrackReport:
+        if self.options.dry_run:
+            return report
+        path = analysis.path
+        with self.db.session() as session:
+            track = self._track(session, path, root)
+            track.size, track.mtime = state.size, state.mtime
+            track.fingerprint = _safe_fingerprint(path, state.size)
+            track.duration = analysis.duration
+            track.format = path.suffix.lower().lstrip(".")
+            if existing is not None and not ours:
+                track.user_genres = existing
+            result = Result(
+                track=track,
+                model_id=analysis.model_id,
+                vocabulary=genres.vocabulary,
+                genres=[
+                    {"label": s.label, "genre": s.genre, "confidence": round(s.confidence, 4)} for s in genres.ranked
+                ],
+                chosen=list(genres.chosen),
+                confident=genres.confident,
+                windows=analysis.window_timeline(genres.vocabulary),
+                embedding=_embedding_bytes(analysis.embedding),
+            )
+            session.add(result)
+            if write is None:
+                track.status = TrackStatus.DONE
+                track.error = report.reason if report.outcome is Outcome.FAILED else None
+                return report
+            tags, target = write
+            track.status = TrackStatus.PENDING
+            pending = TagWrite(track=track, result=result, field=tags.field, previous=existing or [], new=target)
+            session.add(pending)
+            session.flush()
+            write_id = pending.id
+        return self._apply_write(write_id, tags, target, report)
+
+    def _apply_write(self, write_id: int, tags: GenreTags, target: list[str], report: TrackReport) -> TrackReport:
+        try:
+            tags.write_genres(target)
+            if self.options.verify and tags.read_genres() != target:
+                raise TagWriteError(tags.path, f"verify: file says {tags.read_genres()} after writing {target}")
+            error = None
+            report.outcome = Outcome.TAGGED
+        except (TagWriteError, OSError) as failure:
+            error = failure.reason if isinstance(failure, TagWriteError) else str(failure)
+            report.outcome, report.reason = Outcome.FAILED, f"tag write not possible: {error}"
+        with self.db.session() as session:
+            write = session.get(TagWrite, write_id)
+            assert write is not None
+            write.status = TagWriteStatus.FAILED if error else TagWriteStatus.APPLIED
+            write.error = error
+            track = write.track
+            track.status = TrackStatus.DONE
+            track.error = report.reason or None
+            self._refresh_state(track)
+        return report
+
+    @staticmethod
+    def _refresh_state(track: Track) -> None:
+        """After our own write: new size/mtime/fingerprint, so it does not look changed next time."""
+        try:
+            state = FileState.of(track.path)
+        except OSError:
+            return
+        track.size, track.mtime = state.size, state.mtime
+        track.fingerprint = _safe_fingerprint(Path(track.path), state.size)
+
+    @staticmethod
+    def _track(session: Session, path: Path, root: Path) -> Track:
+        track = session.scalar(select(Track).where(Track.path == str(path)))
+        if track is None:
+            track = Track(path=str(path), root=str(root))
+            session.add(track)
+        track.root = str(root)
+        return track
+
+    @staticmethod
+    def _is_ours(session: Session, track: Track, existing: list[str]) -> bool:
+        last = session.scalar(
+            select(TagWrite)
+            .where(TagWrite.track_id == track.id, TagWrite.status == TagWriteStatus.APPLIED)
+            .order_by(TagWrite.id.desc())
+        )
+        return last is not None and last.new == existing and bool(existing)
+
+    # ------------------------------------------------------------------ crash recovery
+    def recover(self) -> int:
+        """Finish tag writes a crash interrupted: applied if the file has them, else redo the track."""
+        fixed = 0
+        with self.db.session() as session:
+            for write in session.scalars(select(TagWrite).where(TagWrite.status == TagWriteStatus.PENDING)):
+                track = write.track
+                try:
+                    current = open_tags(
+                        track.path, id3_version=self.options.id3_version, id3_separator=self.options.id3_separator
+                    ).read_genres()
+                except (FileError, OSError):
+                    current = None
+                if current == write.new:
+                    write.status = TagWriteStatus.APPLIED
+                    track.status = TrackStatus.DONE
+                    self._refresh_state(track)
+                else:
+                    session.delete(write)
+                    track.status = TrackStatus.PENDING  # the next scan classifies and writes again
+                fixed += 1
+        return fixed
+
+
+def _safe_fingerprint(path: Path, size: int) -> str | None:
+    try:
+        return fingerprint(path, size)
+    except OSError:
+        return None
+
+
+def _embedding_bytes(embedding: np.ndarray | None) -> bytes | None:
+    return None if embedding is None else np.asarray(embedding, dtype=np.float16).tobytes()
+
+
+def embedding_from_bytes(data: bytes | None) -> np.ndarray | None:
+    return None if data is None else np.frombuffer(data, dtype=np.float16).astype(np.float32)

@@ -1,0 +1,224 @@
+"""Model cards, the TFLite runtime, and batched window inference on CPU.
+
+A model is a ``.tflite`` file plus a JSON card beside it. The card says everything the
+tagger needs: feature parameters, the input window, and the *heads* (vocabularies) the
+network outputs, e.g. ``gtzan`` (10 genres, one per track) or ``msd`` (multi-label tags
+with per-tag thresholds), plus an optional ``embedding`` output stored per track.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from tagger.errors import ModelError
+from tagger.features import FeatureParams
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODEL = "musicnn" if (MODELS_DIR / "musicnn.json").exists() else "paper"
+CARD_SCHEMA_VERSION = 1
+
+HeadTask = Literal["multiclass", "multilabel"]
+
+
+@dataclass(frozen=True)
+class Head:
+    """One output vocabulary of a model."""
+
+    name: str
+    labels: tuple[str, ...]
+    task: HeadTask = "multiclass"
+    output: str = ""  # TFLite output tensor name; "" = the only output
+    thresholds: dict[str, float] = field(default_factory=dict)  # multilabel: per-label cut-offs
+    tag_names: dict[str, str] = field(default_factory=dict)  # label -> genre text written to files
+
+    def genre_name(self, label: str) -> str:
+        return self.tag_names.get(label, label)
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> Head:
+        return cls(
+            name=name,
+            labels=tuple(data["labels"]),
+            task=data.get("task", "multiclass"),
+            output=data.get("output", ""),
+            thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
+            tag_names=dict(data.get("tag_names", {})),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"labels": list(self.labels), "task": self.task, "output": self.output}
+        if self.thresholds:
+            data["thresholds"] = self.thresholds
+        if self.tag_names:
+            data["tag_names"] = self.tag_names
+        return data
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The JSON card written by the trainer beside each model file."""
+
+    name: str
+    version: str
+    model_file: Path
+    features: FeatureParams
+    heads: dict[str, Head]
+    default_head: str
+    embedding_output: str | None = None
+    input_layout: Literal["frames_mels", "frames_mels_channel"] = "frames_mels"
+    max_windows: int | None = None  # default window policy: None = every window
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelCard:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ModelError(f"cannot read model card {path}: {error}") from error
+        try:
+            heads = {name: Head.from_dict(name, head) for name, head in data["heads"].items()}
+            card = cls(
+                name=data["name"],
+                version=str(data["version"]),
+                model_file=(path.parent / data["model_file"]).resolve(),
+                features=FeatureParams.from_dict(data["features"]),
+                heads=heads,
+                default_head=data.get("default_head", next(iter(heads))),
+                embedding_output=data.get("embedding_output"),
+                input_layout=data.get("input_layout", "frames_mels"),
+                max_windows=data.get("max_windows"),
+                raw=data,
+            )
+        except (KeyError, TypeError, StopIteration) as error:
+            raise ModelError(f"model card {path} is missing or has a bad field: {error}") from error
+        if card.default_head not in card.heads:
+            raise ModelError(f"model card {path}: default_head {card.default_head!r} is not among its heads")
+        return card
+
+
+def card_path_for(name_or_path: str | Path | None) -> Path:
+    """Resolve ``--model``: a shipped model's name, a card (.json) or a model file (.tflite) with its card."""
+    target = str(name_or_path or DEFAULT_MODEL)
+    candidate = Path(target).expanduser()
+    if candidate.suffix == ".tflite":
+        candidate = candidate.with_suffix(".json")
+    if candidate.suffix == ".json" and candidate.exists():
+        return candidate
+    shipped = MODELS_DIR / f"{target}.json"
+    if shipped.exists():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.json"))) or "none"
+    raise ModelError(f"no model card for {target!r} (shipped models: {known}; or give a .json/.tflite path)")
+
+
+def load_card(name_or_path: str | Path | None = None) -> ModelCard:
+    return ModelCard.load(card_path_for(name_or_path))
+
+
+def interpreter_class() -> tuple[type, str]:
+    """The TFLite ``Interpreter`` class: ai-edge-litert, else tflite-runtime, else TensorFlow."""
+    forced = os.environ.get("TAGGER_TFLITE_RUNTIME")
+    candidates = [
+        ("ai_edge_litert.interpreter", "ai-edge-litert"),
+        ("tflite_runtime.interpreter", "tflite-runtime"),
+        ("tensorflow.lite", "tensorflow"),
+    ]
+    if forced:
+        candidates = [c for c in candidates if c[1] == forced]
+    for module_name, label in candidates:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return module.Interpreter, label
+    raise ModelError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime, or tensorflow)")
+
+
+@dataclass
+class Prediction:
+    """Per-window outputs: ``probabilities[head]`` is ``(windows, labels)``; ``embeddings`` ``(windows, dims)``."""
+
+    probabilities: dict[str, np.ndarray]
+    embeddings: np.ndarray | None
+
+
+class Classifier:
+    """A loaded model: feeds batches of windows to the TFLite interpreter and dequantizes the outputs."""
+
+    def __init__(self, card: ModelCard, threads: int | None = None, batch_size: int = 8) -> None:
+        self.card = card
+        if not card.model_file.exists():
+            raise ModelError(f"model file {card.model_file} named by card {card.name!r} does not exist")
+        interpreter_type, self.runtime = interpreter_class()
+        self._interpreter = interpreter_type(model_path=str(card.model_file), num_threads=threads or 1)
+        self._input = self._interpreter.get_input_details()[0]
+        self.batch_size = batch_size
+        self._resize(batch_size)
+        outputs = {d["name"]: d for d in self._interpreter.get_output_details()}
+        self._output_index = {name: self._find_output(outputs, head.output) for name, head in card.heads.items()}
+        self._embedding_index = self._find_output(outputs, card.embedding_output) if card.embedding_output else None
+
+    def _resize(self, batch: int) -> None:
+        shape = list(self._input["shape"])
+        shape[0] = batch
+        self._interpreter.resize_tensor_input(self._input["index"], shape)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output_details = {d["index"]: d for d in self._interpreter.get_output_details()}
+
+    def _find_output(self, outputs: dict[str, dict[str, Any]], name: str) -> int:
+        if not name and len(outputs) == 1:
+            return int(next(iter(outputs.values()))["index"])
+        if name in outputs:
+            return int(outputs[name]["index"])
+        raise ModelError(f"model {self.card.name!r} has no output {name!r} (it has {sorted(outputs)})")
+
+    def _quantize(self, windows: np.ndarray) -> np.ndarray:
+        dtype = self._input["dtype"]
+        if dtype == np.float32:
+            return windows.astype(np.float32)
+        scale, zero_point = self._input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(windows / scale + zero_point), info.min, info.max).astype(dtype)
+
+    def _read(self, index: int) -> np.ndarray:
+        detail = self._output_details[index]
+        values = self._interpreter.get_tensor(index)
+        if detail["dtype"] != np.float32:
+            scale, zero_point = detail["quantization"]
+            return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+        return values.astype(np.float32)
+
+    def predict(self, windows: np.ndarray) -> Prediction:
+        """Outputs for ``windows`` of shape ``(n, window_frames, n_mels)``."""
+        if self.card.input_layout == "frames_mels_channel":
+            windows = windows[..., None]
+        probabilities: dict[str, list[np.ndarray]] = {name: [] for name in self._output_index}
+        embeddings: list[np.ndarray] = []
+        for begin in range(0, len(windows), self.batch_size):
+            batch = windows[begin : begin + self.batch_size]
+            count = len(batch)
+            if count < self.batch_size:
+                batch = np.concatenate([batch, np.zeros((self.batch_size - count, *batch.shape[1:]), batch.dtype)])
+            self._interpreter.set_tensor(self._input["index"], self._quantize(batch))
+            self._interpreter.invoke()
+            for name, index in self._output_index.items():
+                probabilities[name].append(self._read(index)[:count])
+            if self._embedding_index is not None:
+                embeddings.append(self._read(self._embedding_index)[:count])
+        return Prediction(
+            probabilities={name: np.concatenate(chunks) for name, chunks in probabilities.items()},
+            embeddings=np.concatenate(embeddings) if embeddings else None,
+        )

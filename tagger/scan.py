@@ -1,0 +1,179 @@
+"""One-shot bulk tagging: walk the roots, skip what is unchanged, classify the rest in
+worker processes (the model loaded once per worker), then store + tag each track in the
+main process, one track at a time."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tagger.errors import FileError
+from tagger.library import FileState, Library, Outcome, TrackReport
+from tagger.model import Classifier, ModelCard
+from tagger.pipeline import TrackAnalysis, analyse_track
+from tagger.walk import iter_audio_files
+
+Analysed = TrackAnalysis | FileError
+
+
+@dataclass
+class ScanSummary:
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    changes: list[TrackReport] = field(default_factory=list)  # tagged / would-tag, for --dry-run listings
+    recovered: int = 0
+
+    def add(self, report: TrackReport) -> None:
+        self.counts[report.outcome.value] += 1
+        if report.outcome is Outcome.FAILED:
+            self.failures.append((report.path, report.reason))
+        if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG):
+            self.changes.append(report)
+
+
+# ---------------------------------------------------------------- worker side
+_worker_classifier: Classifier | None = None
+
+
+def _init_worker(card: ModelCard, threads: int) -> None:
+    global _worker_classifier
+    _worker_classifier = Classifier(card, threads=threads)
+
+
+def analyse_safely(path: Path, classifier: Classifier, max_windows: int | None) -> Analysed:
+    """Never raises for a bad file: the error comes back as a value naming the file and reason."""
+    try:
+        return analyse_track(path, classifier, max_windows)
+    except FileError as error:
+        return error
+    except MemoryError:
+        return FileError(path, "out of memory while decoding")
+    except Exception as error:  # a decoder bug must not stop a scan of 100k files
+        return FileError(path, f"unexpected {type(error).__name__}: {error}")
+
+
+def _analyse_in_worker(path: Path, max_windows: int | None) -> Analysed:
+    assert _worker_classifier is not None
+    return analyse_safely(path, _worker_classifier, max_windows)
+
+
+# ---------------------------------------------------------------- scan
+class Scanner:
+    """Runs scans; ``scan()``/``run()`` yield one :class:`TrackReport` per file as they go.
+
+    The worker pool (one model per worker) lives as long as the scanner, so the daemon
+    reuses it for every batch; use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        library: Library,
+        workers: int = 1,
+        threads: int = 1,
+        max_windows: int | None = None,
+        follow_symlinks: bool = False,
+        force: bool = False,
+    ) -> None:
+        self.library = library
+        self.workers = max(1, workers)
+        self.threads = threads
+        self.max_windows = max_windows
+        self.follow_symlinks = follow_symlinks
+        self.force = force
+        self._pool: ProcessPoolExecutor | None = None
+        self._classifier: Classifier | None = None
+
+    def __enter__(self) -> Scanner:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def scan(
+        self, roots: Iterable[str | Path], on_planned: Callable[[int], None] | None = None
+    ) -> Iterator[TrackReport]:
+        """Every audio file under ``roots``."""
+        return self.run(iter_audio_files(roots, self.follow_symlinks), on_planned)
+
+    def run(
+        self, files: Iterable[tuple[Path, Path]], on_planned: Callable[[int], None] | None = None
+    ) -> Iterator[TrackReport]:
+        """The given ``(root, path)`` files: skip unchanged, follow moves, classify and record the rest."""
+        todo, done = self.plan(files)
+        if on_planned:
+            on_planned(len(todo) + len(done))
+        yield from done
+        for (root, path, state), analysed in zip(todo, self._analyse_all([p for _, p, _ in todo]), strict=True):
+            yield self._record(root, path, state, analysed)
+
+    def plan(self, files: Iterable[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path, FileState]], list[TrackReport]]:
+        """Stat everything: what needs classifying, and the reports for what does not."""
+        known = self.library.known_states()
+        todo: list[tuple[Path, Path, FileState]] = []
+        done: list[TrackReport] = []
+        for root, path in files:
+            try:
+                state = FileState.of(path)
+            except OSError as error:
+                done.append(self.library.record_failure(path, root, f"cannot stat: {error.strerror}", None))
+                continue
+            if not self.force and self.library.is_unchanged(known.get(str(path)), state):
+                done.append(TrackReport(path, Outcome.SKIPPED))
+                continue
+            if str(path) not in known and (moved := self.library.try_move(path, root, state)):
+                done.append(moved)
+                continue
+            todo.append((root, path, state))
+        return todo, done
+
+    def _record(self, root: Path, path: Path, state: FileState, analysed: Analysed) -> TrackReport:
+        if isinstance(analysed, FileError):
+            return self.library.record_failure(path, root, analysed.reason, state)
+        try:
+            if FileState.of(path) != state:
+                return self.library.record_failure(path, root, "changed while being read; next run retries", None)
+        except OSError:
+            return self.library.record_failure(path, root, "vanished while being read", None)
+        return self.library.record(analysed, root, state)
+
+    def _analyse_all(self, paths: list[Path]) -> Iterator[Analysed]:
+        """Results in input order; a few tracks in flight per worker at most (bounded memory)."""
+        if self.workers == 1:
+            if self._classifier is None:
+                self._classifier = Classifier(self.library.card, threads=self.threads)
+            for path in paths:
+                yield analyse_safely(path, self._classifier, self.max_windows)
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.library.card, self.threads),
+            )
+        pending: dict[int, Future[Analysed]] = {}
+        next_submit = 0
+        for index in range(len(paths)):
+            while next_submit < len(paths) and len(pending) < self.workers * 2:
+                pending[next_submit] = self._pool.submit(_analyse_in_worker, paths[next_submit], self.max_windows)
+                next_submit += 1
+            future = pending.pop(index)
+            wait([future], return_when=FIRST_COMPLETED)
+            try:
+                yield future.result()
+            except Exception as error:  # a worker died (e.g. a decoder crashed): record, go on
+                yield FileError(paths[index], f"worker crashed: {type(error).__name__}")
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))

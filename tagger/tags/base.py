@@ -1,0 +1,398 @@
+"""The storage-style base class and the one safe way to change a file.
+
+Every tag family (ID3, Vorbis comments, MP4, ASF) is a subclass of :class:`GenreTags` that only
+knows how to find, set and list tags in a loaded mutagen object. Everything that touches the
+disk lives here, so that the safety rules hold for every format alike:
+
+* The original is never opened for writing. :func:`rewrite_atomically` copies it to a hidden
+  temp file in the same directory (``.<name>.tagger-tmp-XXXXXXXX``), mutagen edits the copy,
+  the copy is re-read and checked (genre is what we asked for, every other tag is unchanged),
+  synced to disk, given the original's permission bits / owner / extended attributes, and only
+  then ``os.replace``-d over the original; the directory is synced afterwards. Any failure
+  before the replace removes the temp file and leaves the original untouched.
+* A symlink is written through: the resolved target is replaced and the link itself stays.
+  A file that was swapped for another one (new inode) since it was opened is refused, so
+  genres computed for one file never land in another.
+* A file with no write permission bits at all is refused as "read-only" even for root (for
+  whom ``os.access`` always says yes), because chmod a-w is how people protect files.
+* Replacing breaks hard links on purpose: other links keep the old bytes (e.g. a copy that a
+  torrent client still seeds stays valid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+from mutagen import FileType, MutagenError
+
+from tagger.errors import FileError, TagReadError, TagWriteError
+
+TEMP_MARKER = ".tagger-tmp-"
+"""Part of every temp file's name; a scanner that finds one left by a crash may delete it."""
+
+_MAX_REASON = 160
+_COPY_CHUNK = 1 << 20
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TagOptions:
+    """Per-call choices that only some families use (kept together so every family has one signature)."""
+
+    id3_version: int = 4
+    id3_separator: str = "; "
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """Which file a path led to when the tags were read, and how it looked then."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def same_file(self, other: FileIdentity) -> bool:
+        """Same inode: the path still leads to the file that was read (maybe edited in place)."""
+        return (self.device, self.inode) == (other.device, other.inode)
+
+
+class GenreTags(ABC):
+    """Genre access for one opened file; subclasses are storage styles, one per tag family.
+
+    The object keeps the tags as read by :func:`tagger.tags.open_tags` (or after the last
+    successful write); ``read_*`` methods answer from that snapshot, ``write_genres`` re-reads
+    the file on disk, so a write never puts back stale values of other tags.
+    """
+
+    field: ClassVar[str]
+    """The native field name written, e.g. ``"TCON"``."""
+
+    kinds: ClassVar[Mapping[type[FileType], str]]
+    """mutagen classes this family handles -> the ``format`` name reported."""
+
+    def __init__(
+        self, path: Path, audio: FileType, identity: FileIdentity, options: TagOptions | None = None
+    ) -> None:
+        self.path = path
+        self.format: str = self.kinds[type(audio)]
+        self.options = options or TagOptions()
+        self._kind: type[FileType] = type(audio)
+        self._audio = audio
+        self._identity = identity
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, format={self.format!r})"
+
+    # ----------------------------------------------------------------- public API
+
+    def read_genres(self) -> list[str]:
+        """Current genre values ([] if none), as the format stores them."""
+        try:
+            return [value for value in self._genres_of(self._audio) if value]
+        except Exception as exc:  # odd values in a tag mutagen accepted: still a read error, not a crash
+            raise TagReadError(self.path, reason_for(exc)) from exc
+
+    def read_other_tags(self) -> dict[str, list[str]]:
+        """Every non-genre tag as text (binary values as a digest), for tests and verification."""
+        try:
+            return self._others_of(self._audio)
+        except Exception as exc:
+            raise TagReadError(self.path, reason_for(exc)) from exc
+
+    def write_genres(self, genres: list[str]) -> None:
+        """Replace the genre field with ``genres`` (``[]`` removes it); nothing else changes.
+
+        Raises TagWriteError (file untouched) when the file cannot or must not be written.
+        """
+        wanted = clean_genres(self.path, genres)
+        target, current = self._writable_target()
+        expected = self._stored_values(wanted)
+        if current == self._identity and not self._needs_conversion():
+            with contextlib.suppress(FileError):
+                if self.read_genres() == expected:
+                    return  # nothing would change; don't rewrite the file
+        reread = rewrite_atomically(self.path, target, lambda tmp: self._rewrite(tmp, wanted, expected))
+        self._audio = reread
+        self._identity = FileIdentity.of(os.stat(target))
+
+    # ----------------------------------------------------------------- storage style hooks
+
+    @classmethod
+    def load(cls, kind: type[FileType], filename: str) -> FileType:
+        """Load ``filename`` as ``kind`` the way this family wants it read (e.g. untranslated ID3)."""
+        return kind(filename)
+
+    @abstractmethod
+    def _genres_of(self, audio: FileType) -> list[str]:
+        """Genre values in ``audio`` exactly as stored."""
+
+    @abstractmethod
+    def _apply(self, audio: FileType, genres: list[str]) -> None:
+        """Set (or with ``[]`` remove) the genre field in the loaded ``audio``; no disk access."""
+
+    @abstractmethod
+    def _others_of(self, audio: FileType) -> dict[str, list[str]]:
+        """Every non-genre tag of ``audio``, normalised to text."""
+
+    def _stored_values(self, genres: list[str]) -> list[str]:
+        """What ``read_genres`` returns after writing ``genres`` (formats may join values)."""
+        return list(genres)
+
+    def _needs_conversion(self) -> bool:
+        """True when writing must also change other tags' representation (e.g. ID3v2.2 -> v2.3)."""
+        return False
+
+    def _save(self, audio: FileType) -> None:
+        """Write ``audio``'s tags back into the file it was loaded from (the temp copy)."""
+        audio.save()
+
+    # ----------------------------------------------------------------- internals
+
+    def _writable_target(self) -> tuple[Path, FileIdentity]:
+        """The real file to replace, after checking it may be replaced and is still the same file."""
+        target = resolve_target(self.path)
+        try:
+            st = os.stat(target)
+        except OSError as exc:
+            raise TagWriteError(self.path, reason_for(exc)) from exc
+        current = FileIdentity.of(st)
+        if not current.same_file(self._identity):
+            raise TagWriteError(self.path, "file was replaced since it was opened")
+        check_writable(self.path, target, st)
+        return target, current
+
+    def _rewrite(self, tmp: Path, wanted: list[str], expected: list[str]) -> FileType:
+        """Edit the temp copy and prove that only the genre changed; returns the re-read copy."""
+        audio = self.load(self._kind, str(tmp))
+        converting = self._needs_conversion()
+        before = self._others_of(audio)
+        self._apply(audio, wanted)
+        planned = self._others_of(audio)
+        if not converting and planned != before:
+            raise TagWriteError(self.path, f"refusing: other tags would change ({_diff_keys(before, planned)})")
+        self._save(audio)
+        reread = self.load(self._kind, str(tmp))
+        got = [value for value in self._genres_of(reread) if value]
+        if got != expected:
+            raise TagWriteError(self.path, f"verification failed: wrote {expected!r}, read back {got!r}")
+        after = self._others_of(reread)
+        if after != planned:
+            raise TagWriteError(
+                self.path, f"verification failed: other tags changed ({_diff_keys(planned, after)})"
+            )
+        return reread
+
+
+# --------------------------------------------------------------------- helpers for subclasses
+
+
+def digest(data: bytes) -> str:
+    """Short stable fingerprint of a binary value (pictures, blobs)."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def text_of(value: object) -> str:
+    """Any tag value as text; bytes become ``<N bytes sha256:...>`` so they can be compared cheaply."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        return f"<{len(raw)} bytes sha256:{digest(raw)}>"
+    if isinstance(value, tuple | list):
+        return "/".join(text_of(item) for item in value)
+    return str(value)
+
+
+_ENCODING_RE = re.compile(r"encoding=<Encoding\.\w+: \d+>,? ?")
+
+
+def repr_digest(obj: object) -> str:
+    """Fingerprint of an object's repr, ignoring text-encoding markers (they may legally change)."""
+    return digest(_ENCODING_RE.sub("", repr(obj)).encode("utf-8", "surrogatepass"))
+
+
+def group_pairs(pairs: Iterable[tuple[str, T]], convert: Callable[[T], str]) -> dict[str, list[str]]:
+    """``[(key, value), ...]`` -> ``{key: [text, ...]}`` keeping value order."""
+    out: dict[str, list[str]] = {}
+    for key, value in pairs:
+        out.setdefault(key, []).append(convert(value))
+    return out
+
+
+def clean_genres(path: Path, genres: list[str]) -> list[str]:
+    """Strip, drop empties and duplicates; refuse values no tag format can hold."""
+    if isinstance(genres, str | bytes) or not isinstance(genres, Iterable):
+        raise TagWriteError(path, "genres must be a list of strings")
+    out: list[str] = []
+    for genre in genres:
+        if not isinstance(genre, str):
+            raise TagWriteError(path, f"genre {genre!r} is not a string")
+        value = genre.strip()
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise TagWriteError(path, f"genre {value!r} contains a control character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TagWriteError(path, f"genre {value!r} is not valid Unicode") from None
+        if value and value not in out:
+            out.append(value)
+    return out
+
+
+def _diff_keys(a: Mapping[str, list[str]], b: Mapping[str, list[str]]) -> str:
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
+    return shown or "order"
+
+
+# --------------------------------------------------------------------- disk side
+
+
+def resolve_target(path: Path) -> Path:
+    """The regular file ``path`` leads to (symlinks followed), so the link itself is never replaced."""
+    try:
+        target = Path(os.path.realpath(path, strict=True))
+        st = os.stat(target)
+    except OSError as exc:
+        raise TagWriteError(path, reason_for(exc)) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise TagWriteError(path, "not a regular file")
+    return target
+
+
+def check_writable(path: Path, target: Path, st: os.stat_result) -> None:
+    """Refuse files and directories the user has not allowed us to change."""
+    if stat.S_IMODE(st.st_mode) & 0o222 == 0:
+        raise TagWriteError(path, "read-only file")
+    if not os.access(target, os.W_OK):
+        raise TagWriteError(path, "permission denied")
+    directory = target.parent
+    try:
+        dir_st = os.stat(directory)
+        read_only_fs = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError as exc:
+        raise TagWriteError(path, reason_for(exc)) from exc
+    if read_only_fs:
+        raise TagWriteError(path, "read-only file system")
+    if stat.S_IMODE(dir_st.st_mode) & 0o222 == 0 or not os.access(directory, os.W_OK | os.X_OK):
+        raise TagWriteError(path, "directory not writable")
+
+
+def temp_prefix(name: str) -> str:
+    """``.<name>.tagger-tmp-`` shortened so the whole name stays under the 255-byte limit."""
+    encoded = name.encode("utf-8", "surrogateescape")[:200]
+    return "." + encoded.decode("utf-8", "ignore") + TEMP_MARKER
+
+
+def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T:
+    """Copy ``target``, let ``edit`` change the copy, then swap it in; the original is never edited.
+
+    ``path`` is only used in error messages. Returns what ``edit`` returned.
+    """
+    before = os.stat(target)
+    directory = target.parent
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target.name), dir=directory)
+    except OSError as exc:
+        raise TagWriteError(path, f"cannot create temp file: {reason_for(exc)}") from exc
+    tmp = Path(tmp_name)
+    replaced = False
+    try:
+        with open(fd, "wb") as dst, open(target, "rb") as src:
+            shutil.copyfileobj(src, dst, _COPY_CHUNK)
+        result = edit(tmp)
+        _copy_file_metadata(target, tmp, before)
+        _fsync_path(tmp)
+        now = os.stat(target)
+        if _signature(now) != _signature(before):
+            raise TagWriteError(path, "file changed on disk while writing")
+        os.replace(tmp, target)
+        replaced = True
+    except BaseException as exc:
+        if not replaced:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(exc, FileError):
+            raise
+        if isinstance(exc, Exception):
+            raise TagWriteError(path, reason_for(exc)) from exc
+        raise
+    with contextlib.suppress(OSError):  # the new file is in place; a dir that can't fsync is no error
+        _fsync_path(directory, directory=True)
+    return result
+
+
+def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _copy_file_metadata(original: Path, tmp: Path, st: os.stat_result) -> None:
+    """Give the copy the original's owner, permission bits and extended attributes (ACLs, labels)."""
+    if hasattr(os, "listxattr"):
+        with contextlib.suppress(OSError):
+            for name in os.listxattr(original):
+                with contextlib.suppress(OSError):
+                    os.setxattr(tmp, name, os.getxattr(original, name))
+    if os.geteuid() == 0:
+        os.chown(tmp, st.st_uid, st.st_gid)
+    elif st.st_gid != os.stat(tmp).st_gid:
+        with contextlib.suppress(OSError):  # allowed only if we are in that group
+            os.chown(tmp, -1, st.st_gid)
+    os.chmod(tmp, stat.S_IMODE(st.st_mode))
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_ERRNO_REASONS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.ENOENT: "no such file",
+    errno.ENOTDIR: "no such file",
+    errno.ELOOP: "too many levels of symbolic links",
+    errno.EIO: "input/output error",
+}
+
+
+def reason_for(exc: BaseException, path: Path | None = None) -> str:
+    """A short, table-friendly reason for ``exc`` (mutagen's own message where it has one)."""
+    cause: BaseException | None = exc
+    while cause is not None:  # mutagen wraps IOError; report the OS reason when there is one
+        if isinstance(cause, OSError) and cause.errno in _ERRNO_REASONS:
+            return _ERRNO_REASONS[cause.errno]
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, MemoryError):
+        return "out of memory reading tags"
+    if isinstance(exc, RecursionError):
+        return "tags nested too deeply"
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if path is not None:
+        message = message.replace(repr(str(path)), "file").replace(str(path), "file")
+    if not isinstance(exc, MutagenError | OSError) or not message:
+        message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return message[:_MAX_REASON]

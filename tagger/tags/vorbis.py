@@ -1,0 +1,64 @@
+"""Vorbis-comment storage style: FLAC, Ogg Vorbis and Ogg Opus. Field: ``GENRE``.
+
+Several genres are repeated ``GENRE=`` entries (the Vorbis comment way). Keys are
+case-insensitive, so ``genre``/``Genre`` entries count as genre and are replaced by
+``GENRE`` entries, which mutagen appends after the other comments; the order of the other
+comments is kept. FLAC pictures, an ID3 tag some tools put in front of a FLAC, and the Ogg
+audio packets are left as they are (Ogg pages after the comment header may be renumbered by
+mutagen when the header grows, which changes page checksums but not a single audio byte).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from mutagen import FileType
+from mutagen.flac import FLAC
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
+
+from tagger.tags.base import GenreTags, digest
+
+PICTURES_KEY = "<flac pictures>"
+
+
+class VorbisGenreTags(GenreTags):
+    """GENRE entries in a Vorbis comment block."""
+
+    field = "GENRE"
+    kinds: ClassVar[dict[type[FileType], str]] = {FLAC: "flac", OggVorbis: "ogg", OggOpus: "opus"}
+
+    def _genres_of(self, audio: FileType) -> list[str]:
+        tags = audio.tags
+        if tags is None:
+            return []
+        return [value for key, value in tags if key.upper() == self.field]
+
+    def _apply(self, audio: FileType, genres: list[str]) -> None:
+        if audio.tags is None:
+            audio.add_tags()
+        tags: Any = audio.tags
+        if self.field in tags:  # case-insensitive; removes genre/Genre/GENRE alike
+            del tags[self.field]
+        if genres:
+            tags[self.field] = list(genres)
+
+    def _save(self, audio: FileType) -> None:
+        if isinstance(audio, FLAC):
+            audio.save(deleteid3=False)  # an ID3 tag in front of a FLAC is someone else's data
+        else:
+            audio.save()
+
+    def _others_of(self, audio: FileType) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        if audio.tags is not None:
+            for key, value in audio.tags:
+                if key.upper() != self.field:
+                    out.setdefault(key.upper(), []).append(value)
+        if isinstance(audio, FLAC) and audio.pictures:
+            out[PICTURES_KEY] = [
+                f"type={pic.type} mime={pic.mime} desc={pic.desc} {pic.width}x{pic.height}x{pic.depth} "
+                f"colors={pic.colors} <{len(pic.data)} bytes sha256:{digest(pic.data)}>"
+                for pic in audio.pictures
+            ]
+        return out

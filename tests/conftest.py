@@ -1,0 +1,42 @@
+"""Shared fixtures: generated audio in every format, the tiny model, a fresh database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tagger.model import ModelCard, load_card
+from tagger.store import Database
+from tests.audio_factory import ALL_EXTENSIONS, have_ffmpeg, make_track
+
+FIXTURE_MODELS = Path(__file__).parent / "fixtures" / "models"
+TINY_CARD = FIXTURE_MODELS / "tiny.json"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not have_ffmpeg():
+        skip = pytest.mark.skip(reason="ffmpeg not installed (.ci/run installs it)")
+        for item in items:
+            if "ffmpeg" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_card() -> ModelCard:
+    return load_card(TINY_CARD)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Database:
+    return Database(tmp_path / "state" / "tagger.db")
+
+
+@pytest.fixture(scope="session")
+def format_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One synthetic track per supported format (read-only template: copy before writing)."""
+    root = tmp_path_factory.mktemp("formats")
+    genres = ["drone", "techno", "chimes", "breaks", "organ"]
+    for i, extension in enumerate(ALL_EXTENSIONS):
+        make_track(root / f"track{i}{extension}", genre=genres[i % len(genres)], seconds=6.0, seed=i)
+    return root

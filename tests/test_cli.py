@@ -1,0 +1,117 @@
+"""The typer CLI, run as a user would (in-process runner, and one real subprocess)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tagger.cli import app
+from tagger.tags import open_tags
+from tests.audio_factory import ALL_EXTENSIONS
+from tests.conftest import TINY_CARD
+
+pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {"TAGGER_DB": str(tmp_path / "cli.db"), "TAGGER_CONFIG": str(tmp_path / "none.toml")}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture
+def music(format_library: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "music"
+    shutil.copytree(format_library, root / "album")
+    return root
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_scan_report_restore_round_trip(music: Path, env: dict[str, str]) -> None:
+    summary = json.loads(invoke("scan", str(music), "--model", str(TINY_CARD), "--json"))
+    assert summary["counts"] == {"tagged": len(ALL_EXTENSIONS)}
+    assert json.loads(invoke("scan", str(music), "--model", str(TINY_CARD), "--json"))["counts"] == {
+        "skipped": len(ALL_EXTENSIONS)
+    }
+
+    report = json.loads(invoke("report", "--format", "json"))
+    assert report["tracks"] == report["classified"] == len(ALL_EXTENSIONS)
+    written = [open_tags(p).read_genres()[0] for p in sorted((music / "album").iterdir())]
+    assert {row["genre"]: row["tracks"] for row in report["genres"]} == {g: written.count(g) for g in set(written)}
+    assert report["folders"] == {"album": {g: written.count(g) for g in set(written)}} or set(report["folders"]) == {
+        "album"
+    }
+    rows = list(csv.DictReader(io.StringIO(invoke("report", "--format", "csv"))))
+    assert sum(int(r["tracks"]) for r in rows if r["folder"] == "*") == len(ALL_EXTENSIONS)
+    assert "genres" in invoke("report")
+
+    assert f"{len(ALL_EXTENSIONS)} restored" in invoke("restore", str(music))
+    assert all(open_tags(p).read_genres() == [] for p in (music / "album").iterdir())
+
+
+def test_dry_run_prints_existing_to_proposed(music: Path, env: dict[str, str]) -> None:
+    flac = next((music / "album").glob("*.flac"))
+    open_tags(flac).write_genres(["Chanson"])
+    output = invoke("scan", str(music), "--model", str(TINY_CARD), "--dry-run", "--policy", "overwrite")
+    assert "Chanson -> " in output
+    assert open_tags(flac).read_genres() == ["Chanson"]
+
+
+def test_classify_json_has_genres_and_a_window_timeline(format_library: Path, env: dict[str, str]) -> None:
+    path = next(format_library.glob("*.mp3"))
+    before = path.read_bytes()
+    data = json.loads(invoke("classify", str(path), "--model", str(TINY_CARD), "--json", "--top-k", "3"))
+    assert len(data["genres"]) == 3
+    assert data["genres"][0]["confidence"] >= data["genres"][1]["confidence"] >= data["genres"][2]["confidence"]
+    assert len(data["windows"]) >= 5 and data["windows"][0]["start"] == 0.0
+    assert data["vocabularies"] == ["synthetic"]
+    assert path.read_bytes() == before
+    assert "timeline" in invoke("classify", str(path), "--model", str(TINY_CARD))
+
+
+def test_errors_are_clear_and_exit_non_zero(tmp_path: Path, env: dict[str, str]) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(app, ["scan", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    text = tmp_path / "notes.flac"
+    text.write_text("hello")
+    bad = runner.invoke(app, ["classify", str(text), "--model", str(TINY_CARD)])
+    assert bad.exit_code == 1 and "notes.flac" in bad.output and "not an audio file" in bad.output
+    no_model = runner.invoke(app, ["classify", str(text), "--model", "nonesuch"])
+    assert no_model.exit_code == 1 and "no model card" in no_model.output
+
+
+def test_config_file_sets_defaults_and_flags_override(music: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'roots = ["{music}"]\nmodel = "{TINY_CARD}"\nmin_confidence = 0.99\n')
+    low = json.loads(invoke("scan", "--config", str(config), "--json"))
+    assert low["counts"] == {"low-confidence": len(ALL_EXTENSIONS)}
+    tagged = json.loads(invoke("scan", "--config", str(config), "--json", "--force", "--min-confidence", "0"))
+    assert tagged["counts"] == {"tagged": len(ALL_EXTENSIONS)}
+    config.write_text("polcy = 'keep'\n")
+    typo = CliRunner().invoke(app, ["scan", "--config", str(config)])
+    assert typo.exit_code == 2 and "unknown setting(s) polcy" in typo.output
+
+
+def test_console_script_runs_as_a_subprocess(format_library: Path, env: dict[str, str]) -> None:
+    path = next(format_library.glob("*.wav"))
+    command = [sys.executable, "-m", "tagger.cli", "classify", str(path), "--model", str(TINY_CARD), "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["path"] == str(path)

@@ -1,0 +1,199 @@
+"""End to end: a folder of real tracks in every format, the tiny model, a real SQLite file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tagger.library import Library, Outcome, TagOptions
+from tagger.model import ModelCard
+from tagger.policy import Policy
+from tagger.report import build_report
+from tagger.restore import restore
+from tagger.scan import Scanner, ScanSummary
+from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
+from tagger.tags import open_tags
+from tests.audio_factory import ALL_EXTENSIONS, make_track
+
+pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
+
+
+def run_scan(database: Database, card: ModelCard, root: Path, **options: object) -> ScanSummary:
+    summary = ScanSummary()
+    with Scanner(Library(database, card, TagOptions(**options))) as scanner:  # type: ignore[arg-type]
+        for report in scanner.scan([root]):
+            summary.add(report)
+    return summary
+
+
+@pytest.fixture
+def library_copy(format_library: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "music"
+    shutil.copytree(format_library, root)
+    return root
+
+
+def latest_top_genre(database: Database, path: Path) -> str:
+    with database.session() as session:
+        track = session.scalar(select(Track).where(Track.path == str(path)))
+        assert track is not None
+        result = max(track.results, key=lambda r: r.id)
+        return str(result.genres[0]["genre"])
+
+
+def test_scan_tags_every_format_and_a_second_run_skips_them(
+    library_copy: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    first = run_scan(database, tiny_card, library_copy)
+    assert first.counts[Outcome.TAGGED] == len(ALL_EXTENSIONS), first.failures
+    for path in sorted(library_copy.iterdir()):
+        assert open_tags(path).read_genres() == [latest_top_genre(database, path)]
+    second = run_scan(database, tiny_card, library_copy)
+    assert second.counts == {Outcome.SKIPPED: len(ALL_EXTENSIONS)}
+    with database.session() as session:
+        assert session.scalar(select(func.count(Result.id))) == len(ALL_EXTENSIONS)
+        assert {t.status for t in session.scalars(select(Track))} == {TrackStatus.DONE}
+        embedding = session.scalar(select(Result.embedding))
+        assert embedding is not None and len(embedding) == 2 * 8  # float16 x 8 dims of the tiny model
+
+    report = build_report(database)
+    assert report.tracks == report.classified == len(ALL_EXTENSIONS)
+    assert sum(row.tracks for row in report.genres) == len(ALL_EXTENSIONS)
+    assert sum(row.share for row in report.genres) == pytest.approx(1.0)
+
+
+def test_dry_run_writes_nothing_anywhere(library_copy: Path, database: Database, tiny_card: ModelCard) -> None:
+    before = {p: p.read_bytes() for p in library_copy.iterdir()}
+    summary = run_scan(database, tiny_card, library_copy, dry_run=True)
+    assert summary.counts[Outcome.WOULD_TAG] == len(before)
+    assert all(change.existing == [] and change.proposed for change in summary.changes)
+    assert {p: p.read_bytes() for p in library_copy.iterdir()} == before
+    with database.session() as session:
+        assert session.scalar(select(func.count(Track.id))) == 0
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (Policy.KEEP, lambda model: ["Chanson"]),
+        (Policy.OVERWRITE, lambda model: [model]),
+        (Policy.MERGE, lambda model: ["Chanson", model]),
+    ],
+)
+def test_policies_respect_the_owners_genre(
+    tmp_path: Path, database: Database, tiny_card: ModelCard, policy: Policy, expected: object
+) -> None:
+    path = make_track(tmp_path / "music" / "song.flac", seconds=4.0)
+    open_tags(path).write_genres(["Chanson"])
+    summary = run_scan(database, tiny_card, tmp_path / "music", policy=policy)
+    model_genre = latest_top_genre(database, path)
+    assert open_tags(path).read_genres() == expected(model_genre)  # type: ignore[operator]
+    assert summary.counts[Outcome.KEPT if policy is Policy.KEEP else Outcome.TAGGED] == 1
+    with database.session() as session:
+        track = session.scalar(select(Track))
+        assert track is not None and track.user_genres == ["Chanson"]
+
+
+def test_restore_puts_previous_values_back(library_copy: Path, database: Database, tiny_card: ModelCard) -> None:
+    flac = next(library_copy.glob("*.flac"))
+    open_tags(flac).write_genres(["Chanson"])
+    run_scan(database, tiny_card, library_copy, policy=Policy.OVERWRITE)
+    assert open_tags(flac).read_genres() != ["Chanson"]
+    reports = restore(database)
+    assert sum(r.restored for r in reports) == len(ALL_EXTENSIONS)
+    assert open_tags(flac).read_genres() == ["Chanson"]
+    for path in library_copy.iterdir():
+        if path != flac:
+            assert open_tags(path).read_genres() == []
+    with database.session() as session:
+        assert set(session.scalars(select(TagWrite.status))) == {TagWriteStatus.RESTORED}
+    # restored files are not re-tagged by the next scan: they are recorded as they are now
+    assert run_scan(database, tiny_card, library_copy).counts == {Outcome.SKIPPED: len(ALL_EXTENSIONS)}
+
+
+def test_restore_leaves_a_genre_the_owner_changed_since(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    path = make_track(tmp_path / "music" / "a.mp3", seconds=3.0)
+    run_scan(database, tiny_card, tmp_path / "music")
+    open_tags(path).write_genres(["Mine"])
+    (report,) = restore(database)
+    assert not report.restored and "changed since" in report.reason
+    assert open_tags(path).read_genres() == ["Mine"]
+
+
+def test_a_bad_file_among_good_ones_is_recorded_and_the_scan_goes_on(
+    library_copy: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    bad = library_copy / "broken.flac"
+    bad.write_bytes(b"not audio at all" * 100)
+    empty = library_copy / "empty.mp3"
+    empty.touch()
+    summary = run_scan(database, tiny_card, library_copy)
+    assert summary.counts[Outcome.TAGGED] == len(ALL_EXTENSIONS)
+    assert {p.name for p, _ in summary.failures} == {"broken.flac", "empty.mp3"}
+    assert all("not an audio file" in reason for _, reason in summary.failures)
+    assert bad.read_bytes() == b"not audio at all" * 100 and empty.stat().st_size == 0
+    report = build_report(database)
+    assert report.failed == 2 and {Path(f["path"]).name for f in report.failures} == {"broken.flac", "empty.mp3"}
+    # failures are not retried until the file changes
+    assert run_scan(database, tiny_card, library_copy).counts[Outcome.SKIPPED] == len(ALL_EXTENSIONS) + 2
+
+
+def test_interrupted_scan_resumes_where_it_stopped(
+    library_copy: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    with Scanner(Library(database, tiny_card)) as scanner:
+        reports = scanner.scan([library_copy])
+        first_three = [next(reports) for _ in range(3)]  # Ctrl-C after three tracks
+    assert all(r.outcome is Outcome.TAGGED for r in first_three)
+    resumed = run_scan(database, tiny_card, library_copy)
+    assert resumed.counts == {Outcome.SKIPPED: 3, Outcome.TAGGED: len(ALL_EXTENSIONS) - 3}
+
+
+def test_crash_between_record_and_file_write_is_finished_next_run(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    path = make_track(tmp_path / "music" / "a.ogg", seconds=3.0)
+    run_scan(database, tiny_card, tmp_path / "music")
+    written = open_tags(path).read_genres()
+    # Simulate a crash after the pending record, before the file write: the write is pending, file untouched.
+    open_tags(path).write_genres([])
+    with database.session() as session:
+        write = session.scalar(select(TagWrite))
+        assert write is not None
+        write.status = TagWriteStatus.PENDING
+        write.track.status = TrackStatus.PENDING
+    library = Library(database, tiny_card)
+    assert library.recover() == 1
+    summary = run_scan(database, tiny_card, tmp_path / "music")
+    assert summary.counts[Outcome.TAGGED] == 1
+    assert open_tags(path).read_genres() == written
+
+
+def test_moved_track_is_followed_not_reclassified(tmp_path: Path, database: Database, tiny_card: ModelCard) -> None:
+    root = tmp_path / "music"
+    path = make_track(root / "a" / "song.flac", seconds=3.0)
+    run_scan(database, tiny_card, root)
+    (root / "b").mkdir()
+    moved = path.rename(root / "b" / "song.flac")
+    summary = run_scan(database, tiny_card, root)
+    assert summary.counts == {Outcome.MOVED: 1}
+    with database.session() as session:
+        assert session.scalar(select(func.count(Result.id))) == 1
+        assert session.scalar(select(Track.path)) == str(moved)
+
+
+def test_workers_give_the_same_results_as_in_process(library_copy: Path, tmp_path: Path, tiny_card: ModelCard) -> None:
+    parallel_db = Database(tmp_path / "parallel.db")
+    serial_copy = tmp_path / "serial"
+    shutil.copytree(library_copy, serial_copy)
+    with Scanner(Library(parallel_db, tiny_card), workers=2) as scanner:
+        parallel = {r.path.name: r.proposed for r in scanner.scan([library_copy])}
+    serial_db = Database(tmp_path / "serial.db")
+    with Scanner(Library(serial_db, tiny_card), workers=1) as scanner:
+        serial = {r.path.name: r.proposed for r in scanner.scan([serial_copy])}
+    assert parallel == serial and len(parallel) == len(ALL_EXTENSIONS)
