@@ -27,6 +27,7 @@ from tagger.pipeline import TrackAnalysis
 from tagger.policy import Policy, decide
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.tags import GenreTags, open_tags
+from tagger.vocabulary import Vocabulary, resolve_vocabulary
 
 _FINGERPRINT_BLOCK = 1 << 16
 
@@ -63,7 +64,7 @@ class TagOptions:
     top_k: int = 1
     dry_run: bool = False
     tag_low_confidence: bool = False
-    vocabulary: str | None = None  # a head of the model; None = the card's default
+    vocabulary: str | None = None  # a model head or a learned vocabulary; None = the card's default
     id3_version: int = 4
     id3_separator: str = "; "
     verify: bool = False  # re-read every write and report a mismatch
@@ -91,6 +92,20 @@ def fingerprint(path: str | Path, size: int | None = None) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class _Plan:
+    """What :meth:`Library.record` decided for one track, handed to :meth:`Library._store`."""
+
+    analysis: TrackAnalysis
+    root: Path
+    state: FileState
+    probabilities: np.ndarray
+    genres: TrackGenres | None = None
+    existing: list[str] | None = None  # None: the tags could not be read
+    ours: bool = False  # the file's genre is our own last write
+    write: tuple[GenreTags, list[str]] | None = None
+
+
 class Library:
     """A database of tracks plus the rules for writing their tags."""
 
@@ -98,10 +113,8 @@ class Library:
         self.db = db
         self.card = card
         self.options = options or TagOptions()
-        vocabulary = self.options.vocabulary or card.default_head
-        if vocabulary not in card.heads:
-            raise ValueError(f"model {card.name!r} has no vocabulary {vocabulary!r} (it has {sorted(card.heads)})")
-        self.head: Head = card.heads[vocabulary]
+        self.vocabulary: Vocabulary = resolve_vocabulary(card, self.options.vocabulary, db.url)
+        self.head: Head = self.vocabulary.head
 
     # ------------------------------------------------------------------ triage
     def known_states(self) -> dict[str, tuple[int | None, float | None, str]]:
@@ -176,71 +189,51 @@ class Library:
 
     def record(self, analysis: TrackAnalysis, root: Path, state: FileState) -> TrackReport:
         """Store ``analysis`` and write the genre the policy allows."""
-        path = analysis.path
-        genres = aggregate(
-            analysis.probabilities[self.head.name], self.head, self.options.top_k, self.options.min_confidence
+        plan = _Plan(analysis, root, state, self.vocabulary.window_probabilities(analysis))
+        plan.genres = aggregate(plan.probabilities, self.head, self.options.top_k, self.options.min_confidence)
+        report = TrackReport(
+            analysis.path, Outcome.UNCHANGED, proposed=list(plan.genres.chosen), confidence=plan.genres.top.confidence
         )
         try:
-            tags = open_tags(path, id3_version=self.options.id3_version, id3_separator=self.options.id3_separator)
-            existing = tags.read_genres()
+            tags = open_tags(
+                analysis.path, id3_version=self.options.id3_version, id3_separator=self.options.id3_separator
+            )
+            plan.existing = report.existing = tags.read_genres()
         except (TagReadError, UnsupportedFormatError) as error:
-            return self._store(
-                analysis,
-                root,
-                state,
-                genres,
-                None,
-                TrackReport(
-                    path,
-                    Outcome.FAILED,
-                    proposed=list(genres.chosen),
-                    confidence=genres.top.confidence,
-                    reason=f"cannot read tags: {error.reason}",
-                ),
-            )
-        report = TrackReport(
-            path, Outcome.UNCHANGED, existing=existing, proposed=list(genres.chosen), confidence=genres.top.confidence
-        )
+            report.outcome, report.reason = Outcome.FAILED, f"cannot read tags: {error.reason}"
+            return self._store(plan, report)
         with self.db.session() as session:
-            track = session.scalar(select(Track).where(Track.path == str(path)))
-            ours = track is not None and self._is_ours(session, track, existing)
-        if not genres.confident and not self.options.tag_low_confidence:
-            report.outcome, report.reason = Outcome.LOW_CONFIDENCE, f"confidence {genres.top.confidence:.2f}"
-            return self._store(analysis, root, state, genres, None, report, existing, ours)
-        target = decide(existing, list(genres.chosen), self.options.policy, ours)
+            track = session.scalar(select(Track).where(Track.path == str(analysis.path)))
+            plan.ours = track is not None and self._is_ours(session, track, plan.existing)
+        if not plan.genres.confident and not self.options.tag_low_confidence:
+            report.outcome, report.reason = Outcome.LOW_CONFIDENCE, f"confidence {plan.genres.top.confidence:.2f}"
+            return self._store(plan, report)
+        target = decide(plan.existing, list(plan.genres.chosen), self.options.policy, plan.ours)
         if target is None:
-            report.outcome = (
-                Outcome.KEPT if existing and existing != list(genres.chosen) and not ours else Outcome.UNCHANGED
-            )
-            return self._store(analysis, root, state, genres, None, report, existing, ours)
+            kept = plan.existing and plan.existing != list(plan.genres.chosen) and not plan.ours
+            report.outcome = Outcome.KEPT if kept else Outcome.UNCHANGED
+            return self._store(plan, report)
         report.proposed = target
         if self.options.dry_run:
             report.outcome = Outcome.WOULD_TAG
             return report
-        return self._store(analysis, root, state, genres, (tags, target), report, existing, ours)
+        plan.write = (tags, target)
+        return self._store(plan, report)
 
-    def _store(
-        self,
-        analysis: TrackAnalysis,
-        root: Path,
-        state: FileState,
-        genres: TrackGenres,
-        write: tuple[GenreTags, list[str]] | None,
-        report: TrackReport,
-        existing: list[str] | None = None,
-        ours: bool = False,
-    ) -> TrackReport:
+    def _store(self, plan: _Plan, report: TrackReport) -> TrackReport:
+        """One transaction: track + result (+ the pending tag write, which is then applied)."""
         if self.options.dry_run:
             return report
-        path = analysis.path
+        analysis, genres = plan.analysis, plan.genres
+        assert genres is not None
         with self.db.session() as session:
-            track = self._track(session, path, root)
-            track.size, track.mtime = state.size, state.mtime
-            track.fingerprint = _safe_fingerprint(path, state.size)
+            track = self._track(session, analysis.path, plan.root)
+            track.size, track.mtime = plan.state.size, plan.state.mtime
+            track.fingerprint = _safe_fingerprint(analysis.path, plan.state.size)
             track.duration = analysis.duration
-            track.format = path.suffix.lower().lstrip(".")
-            if existing is not None and not ours:
-                track.user_genres = existing
+            track.format = analysis.path.suffix.lower().lstrip(".")
+            if plan.existing is not None and not plan.ours:
+                track.user_genres = plan.existing
             result = Result(
                 track=track,
                 model_id=analysis.model_id,
@@ -250,17 +243,17 @@ class Library:
                 ],
                 chosen=list(genres.chosen),
                 confident=genres.confident,
-                windows=analysis.window_timeline(genres.vocabulary),
+                windows=analysis.window_timeline(plan.probabilities),
                 embedding=_embedding_bytes(analysis.embedding),
             )
             session.add(result)
-            if write is None:
+            if plan.write is None:
                 track.status = TrackStatus.DONE
                 track.error = report.reason if report.outcome is Outcome.FAILED else None
                 return report
-            tags, target = write
+            tags, target = plan.write
             track.status = TrackStatus.PENDING
-            pending = TagWrite(track=track, result=result, field=tags.field, previous=existing or [], new=target)
+            pending = TagWrite(track=track, result=result, field=tags.field, previous=plan.existing or [], new=target)
             session.add(pending)
             session.flush()
             write_id = pending.id
@@ -284,18 +277,8 @@ class Library:
             track = write.track
             track.status = TrackStatus.DONE
             track.error = report.reason or None
-            self._refresh_state(track)
+            refresh_state(track)
         return report
-
-    @staticmethod
-    def _refresh_state(track: Track) -> None:
-        """After our own write: new size/mtime/fingerprint, so it does not look changed next time."""
-        try:
-            state = FileState.of(track.path)
-        except OSError:
-            return
-        track.size, track.mtime = state.size, state.mtime
-        track.fingerprint = _safe_fingerprint(Path(track.path), state.size)
 
     @staticmethod
     def _track(session: Session, path: Path, root: Path) -> Track:
@@ -331,12 +314,22 @@ class Library:
                 if current == write.new:
                     write.status = TagWriteStatus.APPLIED
                     track.status = TrackStatus.DONE
-                    self._refresh_state(track)
+                    refresh_state(track)
                 else:
                     session.delete(write)
                     track.status = TrackStatus.PENDING  # the next scan classifies and writes again
                 fixed += 1
         return fixed
+
+
+def refresh_state(track: Track) -> None:
+    """After our own write: new size/mtime/fingerprint, so it does not look changed next time."""
+    try:
+        state = FileState.of(track.path)
+    except OSError:
+        return
+    track.size, track.mtime = state.size, state.mtime
+    track.fingerprint = _safe_fingerprint(Path(track.path), state.size)
 
 
 def _safe_fingerprint(path: Path, size: int) -> str | None:

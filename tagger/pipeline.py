@@ -29,12 +29,10 @@ class TrackAnalysis:
     probabilities: dict[str, np.ndarray]  # head -> (windows, labels)
     embedding: np.ndarray | None  # mean of the windows' embeddings
 
-    def window_timeline(self, head: str) -> dict[str, list]:
-        """JSON-ready per-window record, kept in the database."""
-        return {
-            "starts": [round(s, 3) for s in self.window_starts],
-            "probabilities": np.round(self.probabilities[head], 4).tolist(),
-        }
+    def window_timeline(self, probabilities: np.ndarray) -> dict[str, list]:
+        """JSON-ready per-window record kept in the database (one row, no starts, for a track-level head)."""
+        starts = self.window_starts if len(probabilities) == len(self.window_starts) else []
+        return {"starts": [round(s, 3) for s in starts], "probabilities": np.round(probabilities, 4).tolist()}
 
 
 def analyse_track(path: str | Path, classifier: Classifier, max_windows: int | None = None) -> TrackAnalysis:

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tagger.errors import FileError
-from tagger.library import Library
+from tagger.library import refresh_state
 from tagger.store import Database, TagWrite, TagWriteStatus, Track
 from tagger.store.models import utcnow
 from tagger.tags import open_tags
@@ -30,36 +30,38 @@ def _selected(path: str, prefixes: list[str]) -> bool:
 def restore(
     db: Database, paths: Iterable[str | Path] = (), force: bool = False, dry_run: bool = False
 ) -> list[RestoreReport]:
-    """Restore the value each file had before our first write.
+    """Restore the value each file had before our first write, one transaction per track.
 
     A file whose genre was changed by someone after our write is left alone unless ``force``.
     """
     prefixes = [str(Path(p).expanduser().absolute()) for p in paths]
-    reports: list[RestoreReport] = []
     with db.session() as session:
-        tracks = session.scalars(
-            select(Track).where(Track.tag_writes.any(TagWrite.status == TagWriteStatus.APPLIED)).order_by(Track.path)
+        candidates = session.execute(
+            select(Track.id, Track.path)
+            .where(Track.tag_writes.any(TagWrite.status == TagWriteStatus.APPLIED))
+            .order_by(Track.path)
         ).all()
-        for track in tracks:
-            if not _selected(track.path, prefixes):
-                continue
-            writes = sorted((w for w in track.tag_writes if w.status == TagWriteStatus.APPLIED), key=lambda w: w.id)
-            original, ours = writes[0].previous, writes[-1].new
-            path = Path(track.path)
-            try:
-                tags = open_tags(path)
-                current = tags.read_genres()
-                if current != ours and not force:
-                    reports.append(RestoreReport(path, False, current, f"changed since our write (now {current})"))
-                    continue
-                if not dry_run:
-                    tags.write_genres(original)
-            except FileError as error:
-                reports.append(RestoreReport(path, False, [], error.reason))
-                continue
-            if not dry_run:
-                for write in writes:
-                    write.status, write.restored_at = TagWriteStatus.RESTORED, utcnow()
-                Library._refresh_state(track)
-            reports.append(RestoreReport(path, True, original))
-    return reports
+    return [_restore_track(db, track_id, force, dry_run) for track_id, path in candidates if _selected(path, prefixes)]
+
+
+def _restore_track(db: Database, track_id: int, force: bool, dry_run: bool) -> RestoreReport:
+    with db.session() as session:
+        track = session.get(Track, track_id)
+        assert track is not None
+        writes = sorted((w for w in track.tag_writes if w.status == TagWriteStatus.APPLIED), key=lambda w: w.id)
+        original, ours = writes[0].previous, writes[-1].new
+        path = Path(track.path)
+        try:
+            tags = open_tags(path)
+            current = tags.read_genres()
+            if current != ours and not force:
+                return RestoreReport(path, False, current, f"changed since our write (now {current})")
+            if dry_run:
+                return RestoreReport(path, True, original)
+            tags.write_genres(original)
+        except FileError as error:
+            return RestoreReport(path, False, [], error.reason)
+        for write in writes:
+            write.status, write.restored_at = TagWriteStatus.RESTORED, utcnow()
+        refresh_state(track)
+        return RestoreReport(path, True, original)

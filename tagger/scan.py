@@ -8,17 +8,21 @@ import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tagger.errors import FileError
+from tagger.learned import stored_analyses
 from tagger.library import FileState, Library, Outcome, TrackReport
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import TrackAnalysis, analyse_track
 from tagger.walk import iter_audio_files
 
 Analysed = TrackAnalysis | FileError
+Retag = tuple[Path, FileState, TrackAnalysis]  # root, state, analysis rebuilt from the database (no audio)
+DEFAULT_TIMEOUT = 300.0  # seconds per track before a worker is presumed hung
 
 
 @dataclass
@@ -57,6 +61,10 @@ def analyse_safely(path: Path, classifier: Classifier, max_windows: int | None) 
         return FileError(path, f"unexpected {type(error).__name__}: {error}")
 
 
+def _ready() -> bool:
+    return _worker_classifier is not None
+
+
 def _analyse_in_worker(path: Path, max_windows: int | None) -> Analysed:
     assert _worker_classifier is not None
     return analyse_safely(path, _worker_classifier, max_windows)
@@ -78,6 +86,8 @@ class Scanner:
         max_windows: int | None = None,
         follow_symlinks: bool = False,
         force: bool = False,
+        isolate: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.library = library
         self.workers = max(1, workers)
@@ -85,6 +95,8 @@ class Scanner:
         self.max_windows = max_windows
         self.follow_symlinks = follow_symlinks
         self.force = force
+        self.isolate = isolate  # decode in worker processes, so a crashing or hanging decoder costs one track
+        self.timeout = timeout
         self._pool: ProcessPoolExecutor | None = None
         self._classifier: Classifier | None = None
 
@@ -109,16 +121,24 @@ class Scanner:
         self, files: Iterable[tuple[Path, Path]], on_planned: Callable[[int], None] | None = None
     ) -> Iterator[TrackReport]:
         """The given ``(root, path)`` files: skip unchanged, follow moves, classify and record the rest."""
-        todo, done = self.plan(files)
+        todo, done, retag = self.plan(files)
         if on_planned:
-            on_planned(len(todo) + len(done))
+            on_planned(len(todo) + len(done) + len(retag))
         yield from done
+        for root, state, analysis in retag:
+            yield self.library.record(analysis, root, state)
         for (root, path, state), analysed in zip(todo, self._analyse_all([p for _, p, _ in todo]), strict=True):
             yield self._record(root, path, state, analysed)
 
-    def plan(self, files: Iterable[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path, FileState]], list[TrackReport]]:
-        """Stat everything: what needs classifying, and the reports for what does not."""
+    def plan(
+        self, files: Iterable[tuple[Path, Path]]
+    ) -> tuple[list[tuple[Path, Path, FileState]], list[TrackReport], list[Retag]]:
+        """Stat everything: what needs classifying, the reports for what does not, and the unchanged
+        tracks a learned vocabulary re-tags from their stored embedding (never decoded again)."""
         known = self.library.known_states()
+        library = self.library
+        stored = {} if self.force else stored_analyses(library.db, library.vocabulary, library.card.model_id)
+        retag: list[Retag] = []
         todo: list[tuple[Path, Path, FileState]] = []
         done: list[TrackReport] = []
         for root, path in files:
@@ -128,13 +148,16 @@ class Scanner:
                 done.append(self.library.record_failure(path, root, f"cannot stat: {error.strerror}", None))
                 continue
             if not self.force and self.library.is_unchanged(known.get(str(path)), state):
-                done.append(TrackReport(path, Outcome.SKIPPED))
+                if (analysis := stored.get(str(path))) is not None:
+                    retag.append((root, state, analysis))
+                else:
+                    done.append(TrackReport(path, Outcome.SKIPPED))
                 continue
             if str(path) not in known and (moved := self.library.try_move(path, root, state)):
                 done.append(moved)
                 continue
             todo.append((root, path, state))
-        return todo, done
+        return todo, done, retag
 
     def _record(self, root: Path, path: Path, state: FileState, analysed: Analysed) -> TrackReport:
         if isinstance(analysed, FileError):
@@ -148,12 +171,38 @@ class Scanner:
 
     def _analyse_all(self, paths: list[Path]) -> Iterator[Analysed]:
         """Results in input order; a few tracks in flight per worker at most (bounded memory)."""
-        if self.workers == 1:
+        if not self.isolate:
             if self._classifier is None:
                 self._classifier = Classifier(self.library.card, threads=self.threads)
             for path in paths:
                 yield analyse_safely(path, self._classifier, self.max_windows)
             return
+        pending: dict[int, Future[Analysed]] = {}
+        next_submit = 0
+        for index in range(len(paths)):
+            while next_submit < len(paths) and len(pending) < self.workers * 2:
+                pending[next_submit] = self._submit(paths[next_submit])
+                next_submit += 1
+            try:
+                yield pending.pop(index).result(timeout=self.timeout)
+            except TimeoutError:
+                self._restart_pool()
+                yield FileError(paths[index], f"gave up after {self.timeout:.0f} s (decoder hung)")
+                pending = {i: self._submit(paths[i]) for i in pending}
+            except BrokenProcessPool:
+                # Some track in flight killed its worker; retry this one alone to tell whether it is the one.
+                self._restart_pool()
+                yield self._retry_alone(paths[index])
+                pending = {i: self._submit(paths[i]) for i in pending}
+
+    def _retry_alone(self, path: Path) -> Analysed:
+        try:
+            return self._submit(path).result(timeout=self.timeout)
+        except (BrokenProcessPool, TimeoutError):
+            self._restart_pool()
+            return FileError(path, "the decoder crashed on this file (worker process died)")
+
+    def _submit(self, path: Path) -> Future[Analysed]:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.workers,
@@ -161,18 +210,19 @@ class Scanner:
                 initializer=_init_worker,
                 initargs=(self.library.card, self.threads),
             )
-        pending: dict[int, Future[Analysed]] = {}
-        next_submit = 0
-        for index in range(len(paths)):
-            while next_submit < len(paths) and len(pending) < self.workers * 2:
-                pending[next_submit] = self._pool.submit(_analyse_in_worker, paths[next_submit], self.max_windows)
-                next_submit += 1
-            future = pending.pop(index)
-            wait([future], return_when=FIRST_COMPLETED)
-            try:
-                yield future.result()
-            except Exception as error:  # a worker died (e.g. a decoder crashed): record, go on
-                yield FileError(paths[index], f"worker crashed: {type(error).__name__}")
+            # Wait for the workers to load the model, so per-track timeouts time tracks, not start-up.
+            for ready in [self._pool.submit(_ready) for _ in range(self.workers)]:
+                ready.result()
+        return self._pool.submit(_analyse_in_worker, path, self.max_windows)
+
+    def _restart_pool(self) -> None:
+        """Kill the workers (a hung decoder ignores polite shutdown); the next submit starts fresh ones."""
+        if self._pool is None:
+            return
+        for process in list(getattr(self._pool, "_processes", {}).values()):
+            process.kill()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
 
 
 def default_workers() -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tagger import scan as scan_module
 from tagger.library import Library, Outcome, TagOptions
 from tagger.model import ModelCard
 from tagger.policy import Policy
@@ -17,13 +18,15 @@ from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.tags import open_tags
 from tests.audio_factory import ALL_EXTENSIONS, make_track
+from tests.sabotage import sabotaged_analyse
 
 pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
 
 
 def run_scan(database: Database, card: ModelCard, root: Path, **options: object) -> ScanSummary:
+    """In-process scan (no worker processes), to keep these tests quick; workers are tested below."""
     summary = ScanSummary()
-    with Scanner(Library(database, card, TagOptions(**options))) as scanner:  # type: ignore[arg-type]
+    with Scanner(Library(database, card, TagOptions(**options)), isolate=False) as scanner:  # type: ignore[arg-type]
         for report in scanner.scan([root]):
             summary.add(report)
     return summary
@@ -146,7 +149,7 @@ def test_a_bad_file_among_good_ones_is_recorded_and_the_scan_goes_on(
 def test_interrupted_scan_resumes_where_it_stopped(
     library_copy: Path, database: Database, tiny_card: ModelCard
 ) -> None:
-    with Scanner(Library(database, tiny_card)) as scanner:
+    with Scanner(Library(database, tiny_card), isolate=False) as scanner:
         reports = scanner.scan([library_copy])
         first_three = [next(reports) for _ in range(3)]  # Ctrl-C after three tracks
     assert all(r.outcome is Outcome.TAGGED for r in first_three)
@@ -194,6 +197,26 @@ def test_workers_give_the_same_results_as_in_process(library_copy: Path, tmp_pat
     with Scanner(Library(parallel_db, tiny_card), workers=2) as scanner:
         parallel = {r.path.name: r.proposed for r in scanner.scan([library_copy])}
     serial_db = Database(tmp_path / "serial.db")
-    with Scanner(Library(serial_db, tiny_card), workers=1) as scanner:
+    with Scanner(Library(serial_db, tiny_card), isolate=False) as scanner:
         serial = {r.path.name: r.proposed for r in scanner.scan([serial_copy])}
     assert parallel == serial and len(parallel) == len(ALL_EXTENSIONS)
+
+
+def test_a_crashing_or_hanging_decoder_costs_one_track(
+    tmp_path: Path, database: Database, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes: a track that kills or hangs its worker is recorded as failed; the rest are tagged."""
+    root = tmp_path / "music"
+    for i in range(4):
+        make_track(root / f"good{i}.wav", seconds=2.0, seed=i)
+    make_track(root / "crash.wav", seconds=2.0)
+    make_track(root / "hang.wav", seconds=2.0)
+    library = Library(database, tiny_card)
+    monkeypatch.setattr(scan_module, "_analyse_in_worker", sabotaged_analyse)  # pickled by name for the workers
+    with Scanner(library, workers=2, timeout=15) as scanner:
+        reports = {r.path.name: r for r in scanner.scan([root])}
+    assert {n for n, r in reports.items() if r.outcome is Outcome.TAGGED} == {f"good{i}.wav" for i in range(4)}, [
+        (n, r.reason) for n, r in reports.items()
+    ]
+    assert "crashed" in reports["crash.wav"].reason
+    assert "gave up after 15 s" in reports["hang.wav"].reason
