@@ -209,6 +209,10 @@ class Library:
             report.outcome, report.reason = Outcome.LOW_CONFIDENCE, f"confidence {plan.genres.top.confidence:.2f}"
             return self._store(plan, report)
         target = decide(plan.existing, list(plan.genres.chosen), self.options.policy, plan.ours)
+        if target is not None:
+            target = tags.as_stored(target)  # e.g. ID3v2.3 joins several genres into one value
+            if target == plan.existing:
+                target = None
         if target is None:
             kept = plan.existing and plan.existing != list(plan.genres.chosen) and not plan.ours
             report.outcome = Outcome.KEPT if kept else Outcome.UNCHANGED
@@ -262,8 +266,10 @@ class Library:
     def _apply_write(self, write_id: int, tags: GenreTags, target: list[str], report: TrackReport) -> TrackReport:
         try:
             tags.write_genres(target)
-            if self.options.verify and tags.read_genres() != target:
-                raise TagWriteError(tags.path, f"verify: file says {tags.read_genres()} after writing {target}")
+            if self.options.verify:
+                reread = open_tags(tags.path, id3_version=self.options.id3_version).read_genres()
+                if reread != target:
+                    raise TagWriteError(tags.path, f"verify: the file says {reread} after writing {target}")
             error = None
             report.outcome = Outcome.TAGGED
         except (TagWriteError, OSError) as failure:

@@ -26,7 +26,9 @@ pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
 def run_scan(database: Database, card: ModelCard, root: Path, **options: object) -> ScanSummary:
     """In-process scan (no worker processes), to keep these tests quick; workers are tested below."""
     summary = ScanSummary()
-    with Scanner(Library(database, card, TagOptions(**options)), isolate=False) as scanner:  # type: ignore[arg-type]
+    force = bool(options.pop("force", False))
+    library = Library(database, card, TagOptions(**options))  # type: ignore[arg-type]
+    with Scanner(library, isolate=False, force=force) as scanner:
         for report in scanner.scan([root]):
             summary.add(report)
     return summary
@@ -220,3 +222,20 @@ def test_a_crashing_or_hanging_decoder_costs_one_track(
     ]
     assert "crashed" in reports["crash.wav"].reason
     assert "gave up after 15 s" in reports["hang.wav"].reason
+
+
+def test_id3v23_joined_genres_verify_and_are_not_rewritten(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    from mutagen.id3 import ID3, TIT2
+
+    path = make_track(tmp_path / "music" / "old.mp3", seconds=3.0)
+    tag = ID3()
+    tag.add(TIT2(encoding=3, text=["An old v2.3 tag"]))
+    tag.save(path, v2_version=3)
+    first = run_scan(database, tiny_card, tmp_path / "music", top_k=2, verify=True)
+    assert first.counts == {Outcome.TAGGED: 1}, first.failures
+    (value,) = open_tags(path).read_genres()
+    assert value.count("; ") == 1  # two genres joined, as ID3v2.3 stores them
+    again = run_scan(database, tiny_card, tmp_path / "music", top_k=2, verify=True, force=True)
+    assert again.counts == {Outcome.UNCHANGED: 1}

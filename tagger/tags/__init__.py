@@ -73,9 +73,7 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
 )
 """Lower-case suffixes worth offering to :func:`open_tags` when scanning a library."""
 
-_FAMILY_OF: dict[type[FileType], type[GenreTags]] = {
-    kind: family for family in FAMILIES for kind in family.kinds
-}
+_FAMILY_OF: dict[type[FileType], type[GenreTags]] = {kind: family for family in FAMILIES for kind in family.kinds}
 
 # Every format mutagen.File knows, so that known-but-unsupported audio is recognised as such.
 _ALL_KINDS: tuple[type[FileType], ...] = (

@@ -88,9 +88,7 @@ class GenreTags(ABC):
     kinds: ClassVar[Mapping[type[FileType], str]]
     """mutagen classes this family handles -> the ``format`` name reported."""
 
-    def __init__(
-        self, path: Path, audio: FileType, identity: FileIdentity, options: TagOptions | None = None
-    ) -> None:
+    def __init__(self, path: Path, audio: FileType, identity: FileIdentity, options: TagOptions | None = None) -> None:
         self.path = path
         self.format: str = self.kinds[type(audio)]
         self.options = options or TagOptions()
@@ -117,6 +115,14 @@ class GenreTags(ABC):
         except Exception as exc:
             raise TagReadError(self.path, reason_for(exc)) from exc
 
+    def as_stored(self, genres: list[str]) -> list[str]:
+        """What ``read_genres()`` returns after ``write_genres(genres)``: compare against this.
+
+        Values are stripped and de-duplicated, and an ID3v2.3 tag joins several genres into one
+        value, so the list read back is not always the list written.
+        """
+        return self._stored_values(clean_genres(self.path, genres))
+
     def write_genres(self, genres: list[str]) -> None:
         """Replace the genre field with ``genres`` (``[]`` removes it); nothing else changes.
 
@@ -131,7 +137,8 @@ class GenreTags(ABC):
                     return  # nothing would change; don't rewrite the file
         reread = rewrite_atomically(self.path, target, lambda tmp: self._rewrite(tmp, wanted, expected))
         self._audio = reread
-        self._identity = FileIdentity.of(os.stat(target))
+        with contextlib.suppress(OSError):  # if this fails, a later write refuses ("replaced") - safe
+            self._identity = FileIdentity.of(os.stat(target))
 
     # ----------------------------------------------------------------- storage style hooks
 
@@ -195,9 +202,7 @@ class GenreTags(ABC):
             raise TagWriteError(self.path, f"verification failed: wrote {expected!r}, read back {got!r}")
         after = self._others_of(reread)
         if after != planned:
-            raise TagWriteError(
-                self.path, f"verification failed: other tags changed ({_diff_keys(planned, after)})"
-            )
+            raise TagWriteError(self.path, f"verification failed: other tags changed ({_diff_keys(planned, after)})")
         return reread
 
 
@@ -285,7 +290,7 @@ def check_writable(path: Path, target: Path, st: os.stat_result) -> None:
     directory = target.parent
     try:
         dir_st = os.stat(directory)
-        read_only_fs = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+        read_only_fs = hasattr(os, "statvfs") and bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
     except OSError as exc:
         raise TagWriteError(path, reason_for(exc)) from exc
     if read_only_fs:
@@ -305,9 +310,9 @@ def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T
 
     ``path`` is only used in error messages. Returns what ``edit`` returned.
     """
-    before = os.stat(target)
     directory = target.parent
     try:
+        before = os.stat(target)
         fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target.name), dir=directory)
     except OSError as exc:
         raise TagWriteError(path, f"cannot create temp file: {reason_for(exc)}") from exc
@@ -344,17 +349,23 @@ def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
 
 def _copy_file_metadata(original: Path, tmp: Path, st: os.stat_result) -> None:
     """Give the copy the original's owner, permission bits and extended attributes (ACLs, labels)."""
-    if hasattr(os, "listxattr"):
+    if hasattr(os, "listxattr"):  # Linux: user.* tags, ACLs, security labels
         with contextlib.suppress(OSError):
             for name in os.listxattr(original):
                 with contextlib.suppress(OSError):
                     os.setxattr(tmp, name, os.getxattr(original, name))
-    if os.geteuid() == 0:
-        os.chown(tmp, st.st_uid, st.st_gid)
-    elif st.st_gid != os.stat(tmp).st_gid:
+    mine = os.stat(tmp)
+    if _is_root() and (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid):
+        os.chown(tmp, st.st_uid, st.st_gid)  # failing refuses the write: no file silently becomes root's
+    elif mine.st_gid != st.st_gid:
         with contextlib.suppress(OSError):  # allowed only if we are in that group
             os.chown(tmp, -1, st.st_gid)
     os.chmod(tmp, stat.S_IMODE(st.st_mode))
+
+
+def _is_root() -> bool:
+    geteuid = getattr(os, "geteuid", None)
+    return geteuid is not None and geteuid() == 0
 
 
 def _fsync_path(path: Path, directory: bool = False) -> None:
@@ -381,18 +392,28 @@ _ERRNO_REASONS = {
 
 def reason_for(exc: BaseException, path: Path | None = None) -> str:
     """A short, table-friendly reason for ``exc`` (mutagen's own message where it has one)."""
+    chain: list[BaseException] = []
     cause: BaseException | None = exc
-    while cause is not None:  # mutagen wraps IOError; report the OS reason when there is one
-        if isinstance(cause, OSError) and cause.errno in _ERRNO_REASONS:
-            return _ERRNO_REASONS[cause.errno]
+    while cause is not None and cause not in chain:  # mutagen wraps IOError; look at the whole chain
+        chain.append(cause)
         cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, MemoryError):
-        return "out of memory reading tags"
-    if isinstance(exc, RecursionError):
-        return "tags nested too deeply"
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if path is not None:
-        message = message.replace(repr(str(path)), "file").replace(str(path), "file")
-    if not isinstance(exc, MutagenError | OSError) or not message:
-        message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return message[:_MAX_REASON]
+    for link in chain:
+        if isinstance(link, OSError) and link.errno in _ERRNO_REASONS:
+            return _ERRNO_REASONS[link.errno]
+    for link in chain:
+        if isinstance(link, MemoryError):
+            return "out of memory reading tags"
+        if isinstance(link, RecursionError):
+            return "tags nested too deeply"
+    for link in chain:
+        text = str(link).strip()
+        if text:
+            message = text.splitlines()[0]
+            if path is not None:
+                message = message.replace(repr(str(path)), "file").replace(str(path), "file")
+            if not isinstance(link, MutagenError | OSError):
+                message = f"{type(link).__name__}: {message}"
+            return message[:_MAX_REASON]
+    if any(isinstance(link, OSError) for link in chain):
+        return "truncated data (a size field points past the end of the file)"
+    return type(exc).__name__

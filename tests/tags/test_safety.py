@@ -1,0 +1,469 @@
+"""The original file survives every failure: refusals, crashes mid-write, bad input, bad files."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mutagen import FileType
+from mutagen.aiff import AIFF
+from mutagen.asf import ASF
+from mutagen.flac import FLAC
+from mutagen.id3 import APIC, TPE1, Encoding
+from mutagen.mp3 import MP3
+from mutagen.mp4 import MP4
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
+from mutagen.wave import WAVE
+
+from tagger.errors import FileError, TagReadError, TagWriteError, UnsupportedFormatError
+from tagger.tags import TEMP_MARKER, open_tags
+from tests.audio_factory import ALL_EXTENSIONS
+from tests.tags.conftest import OLD_GENRE, decode, is_root, no_temp_files, payload
+
+Factory = Callable[..., Path]
+MUTAGEN_CLASS: dict[str, type[FileType]] = {
+    ".mp3": MP3, ".wav": WAVE, ".aiff": AIFF, ".flac": FLAC, ".ogg": OggVorbis, ".opus": OggOpus,
+    ".m4a": MP4, ".wma": ASF,
+}  # fmt: skip
+
+
+@contextmanager
+def unchanged(path: Path) -> Iterator[None]:
+    """Assert that ``path`` has the same bytes, inode and mode afterwards, and no temp file is left."""
+    before_bytes, before_stat = path.read_bytes(), path.stat()
+    yield
+    assert path.read_bytes() == before_bytes
+    after = path.stat()
+    assert (after.st_ino, after.st_mode, after.st_mtime_ns) == (
+        before_stat.st_ino, before_stat.st_mode, before_stat.st_mtime_ns,
+    )  # fmt: skip
+    assert no_temp_files(path.parent)
+
+
+# ------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize("ext", ALL_EXTENSIONS)
+def test_read_only_file_is_refused(ext: str, tagged: Factory) -> None:
+    path = tagged(ext)
+    tags = open_tags(path)
+    path.chmod(0o444)
+    with unchanged(path), pytest.raises(TagWriteError, match="read-only file") as info:
+        tags.write_genres(["Rock"])
+    assert info.value.path == path
+    assert tags.read_genres() == [OLD_GENRE]  # the object still describes the file as it is
+
+
+def test_file_the_user_may_not_write_is_refused(tagged: Factory, monkeypatch: Any) -> None:
+    """os.access says no (someone else's 0644 file) although the directory would allow a replace.
+
+    Tests run as root here, for whom os.access always says yes, so the answer is injected.
+    """
+    path = tagged(".flac")
+    tags = open_tags(path)
+    real_access = os.access
+
+    def access(target: Any, mode: int, **kwargs: Any) -> bool:
+        if Path(target) == path and mode & os.W_OK:
+            return False
+        return real_access(target, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    with unchanged(path), pytest.raises(TagWriteError, match="permission denied"):
+        tags.write_genres(["Rock"])
+
+
+def test_read_only_directory_is_refused(tagged: Factory) -> None:
+    path = tagged(".mp3")
+    tags = open_tags(path)
+    path.parent.chmod(0o555)
+    try:
+        with unchanged(path), pytest.raises(TagWriteError, match="directory not writable"):
+            tags.write_genres(["Rock"])
+    finally:
+        path.parent.chmod(0o755)
+
+
+@pytest.mark.parametrize("genres", ["Rock", [1], ["ok", "bad\x00value"], ["line\nbreak"], ["\ud800"]], ids=repr)
+def test_invalid_genres_are_refused(genres: Any, tagged: Factory) -> None:
+    path = tagged(".ogg")
+    with unchanged(path), pytest.raises(TagWriteError):
+        open_tags(path).write_genres(genres)
+
+
+def test_bad_options_are_programming_errors(tagged: Factory) -> None:
+    path = tagged(".mp3")
+    with pytest.raises(ValueError):
+        open_tags(path, id3_version=2)
+    with pytest.raises(ValueError):
+        open_tags(path, id3_separator="")
+
+
+# ------------------------------------------------------------------------- links and identity
+
+
+def test_symlink_is_written_through(tagged: Factory, tmp_path: Path) -> None:
+    target = tagged(".flac")
+    links = tmp_path / "links"
+    links.mkdir()
+    link = links / "link.flac"
+    link.symlink_to(target)
+    before_payload = payload(target)
+    tags = open_tags(link)
+    tags.write_genres(["Rock"])
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert open_tags(target).read_genres() == ["Rock"]
+    assert payload(target) == before_payload
+    assert tags.path == link
+    assert no_temp_files(links) and no_temp_files(target.parent)
+
+
+def test_dangling_symlink_is_a_read_error(tmp_path: Path) -> None:
+    link = tmp_path / "gone.mp3"
+    link.symlink_to(tmp_path / "missing.mp3")
+    with pytest.raises(TagReadError, match="no such file"):
+        open_tags(link)
+
+
+def test_hard_link_keeps_the_old_copy(tagged: Factory, tmp_path: Path) -> None:
+    """Documented: the replace gives the tagged path a new inode; other links keep the old bytes."""
+    path = tagged(".m4a")
+    other = tmp_path / "seeding-copy.m4a"
+    os.link(path, other)
+    before = other.read_bytes()
+    open_tags(path).write_genres(["Rock"])
+    assert other.read_bytes() == before
+    assert open_tags(path).read_genres() == ["Rock"]
+
+
+def test_file_swapped_since_open_is_refused(tagged: Factory, fresh: Factory) -> None:
+    path = tagged(".mp3")
+    tags = open_tags(path)
+    newcomer = fresh(".mp3", name="newcomer")
+    os.replace(newcomer, path)
+    with unchanged(path), pytest.raises(TagWriteError, match="replaced since it was opened"):
+        tags.write_genres(["Rock"])
+
+
+def test_permissions_owner_and_xattrs_are_kept(tagged: Factory) -> None:
+    path = tagged(".wav")
+    path.chmod(0o640)
+    try:
+        os.setxattr(path, "user.rating", b"5")
+        has_xattr = True
+    except OSError:
+        has_xattr = False
+    if is_root():
+        os.chown(path, 12345, 23456)
+    open_tags(path).write_genres(["Rock"])
+    st = path.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640
+    if is_root():
+        assert (st.st_uid, st.st_gid) == (12345, 23456)
+    if has_xattr:
+        assert os.getxattr(path, "user.rating") == b"5"
+
+
+def test_very_long_file_name(fresh: Factory) -> None:
+    path = fresh(".opus", name="x" * 245)
+    open_tags(path).write_genres(["Rock"])
+    assert open_tags(path).read_genres() == ["Rock"]
+    assert no_temp_files(path.parent)
+
+
+# ------------------------------------------------------------------------- failures mid-write
+
+
+def _sabotaged_save(error: BaseException, calls: list[str]) -> Callable[..., None]:
+    """A save that scribbles over the file it was given (the temp copy) and then fails."""
+
+    def save(self: FileType, *args: Any, **kwargs: Any) -> None:
+        calls.append(self.filename)
+        with open(self.filename, "r+b") as handle:
+            handle.write(b"\x00" * 512)
+        raise error
+
+    return save
+
+
+@pytest.mark.parametrize("ext", ALL_EXTENSIONS)
+def test_failing_mutagen_save_leaves_original(ext: str, tagged: Factory, monkeypatch: Any) -> None:
+    path = tagged(ext)
+    tags = open_tags(path)
+    calls: list[str] = []
+    no_space = OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(MUTAGEN_CLASS[ext], "save", _sabotaged_save(no_space, calls))
+    with unchanged(path), pytest.raises(TagWriteError, match="no space left on device"):
+        tags.write_genres(["Rock"])
+    assert len(calls) == 1
+    written = Path(calls[0])
+    assert written.parent == path.parent and written.name.startswith(f".{path.name}{TEMP_MARKER}")
+    monkeypatch.undo()
+    tags.write_genres(["Rock"])  # nothing was left half-done: the next try just works
+    assert open_tags(path).read_genres() == ["Rock"]
+
+
+def test_interrupt_mid_write_propagates_and_cleans_up(tagged: Factory, monkeypatch: Any) -> None:
+    path = tagged(".flac")
+    monkeypatch.setattr(FLAC, "save", _sabotaged_save(KeyboardInterrupt(), []))
+    with unchanged(path), pytest.raises(KeyboardInterrupt):
+        open_tags(path).write_genres(["Rock"])
+
+
+@pytest.mark.parametrize("step", ["replace", "fsync", "chmod"])
+def test_failing_os_step_leaves_original(step: str, tagged: Factory, monkeypatch: Any) -> None:
+    path = tagged(".aiff")
+    tags = open_tags(path)
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, step, fail)
+    with unchanged(path), pytest.raises(TagWriteError, match="input/output error"):
+        tags.write_genres(["Rock"])
+
+
+def test_directory_that_rejects_temp_files(tagged: Factory, monkeypatch: Any) -> None:
+    """As root a 0555 directory is still writable, so simulate the filesystem saying no."""
+    import tempfile
+
+    path = tagged(".wma")
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with unchanged(path), pytest.raises(TagWriteError, match="cannot create temp file: permission denied"):
+        open_tags(path).write_genres(["Rock"])
+
+
+@pytest.mark.parametrize("ext", [".flac", ".mp3", ".m4a", ".wma"])
+def test_save_that_touches_other_tags_is_caught(ext: str, tagged: Factory, monkeypatch: Any) -> None:
+    """The re-read check refuses a write that changed anything but the genre."""
+    path = tagged(ext)
+    original_save = MUTAGEN_CLASS[ext].save
+
+    def meddling_save(self: FileType, *args: Any, **kwargs: Any) -> None:
+        if ext == ".flac":
+            self.tags["ARTIST"] = "Someone Else"
+        elif ext == ".mp3":
+            self.tags.add(TPE1(encoding=Encoding.UTF8, text=["Someone Else"]))
+        elif ext == ".m4a":
+            self.tags["\xa9ART"] = ["Someone Else"]
+        else:
+            self.tags["Author"] = "Someone Else"
+        original_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(MUTAGEN_CLASS[ext], "save", meddling_save)
+    with unchanged(path), pytest.raises(TagWriteError, match="verification failed: other tags changed"):
+        open_tags(path).write_genres(["Rock"])
+
+
+def test_save_that_loses_the_genre_is_caught(tagged: Factory, monkeypatch: Any) -> None:
+    path = tagged(".ogg")
+    original_save = OggVorbis.save
+
+    def forgetful_save(self: FileType, *args: Any, **kwargs: Any) -> None:
+        del self.tags["GENRE"]
+        original_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(OggVorbis, "save", forgetful_save)
+    with unchanged(path), pytest.raises(TagWriteError, match="verification failed: wrote"):
+        open_tags(path).write_genres(["Rock"])
+
+
+def test_concurrent_edit_is_not_clobbered(tagged: Factory, monkeypatch: Any) -> None:
+    """Another program changes the file while we work on the copy: we back off, its edit stays."""
+    path = tagged(".mp3")
+    original_save = MP3.save
+
+    def save_while_someone_else_writes(self: FileType, *args: Any, **kwargs: Any) -> None:
+        original_save(self, *args, **kwargs)
+        with open(path, "ab") as handle:
+            handle.write(b"\x00" * 10)
+
+    monkeypatch.setattr(MP3, "save", save_while_someone_else_writes)
+    with pytest.raises(TagWriteError, match="changed on disk while writing"):
+        open_tags(path).write_genres(["Rock"])
+    assert path.read_bytes().endswith(b"\x00" * 10)
+    assert open_tags(path).read_genres() == [OLD_GENRE]
+    assert no_temp_files(path.parent)
+
+
+# ------------------------------------------------------------------------- files that are not audio
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("notes.flac", b"just some text, not a FLAC file\n" * 20),
+        ("noise.mp3", random.Random(7).randbytes(30_000)),
+        ("noise.wav", random.Random(8).randbytes(30_000)),
+        ("noise.m4a", random.Random(9).randbytes(30_000)),
+        ("page.ogg", b"<html><body>not audio</body></html>"),
+    ],
+)
+def test_non_audio_is_unsupported(name: str, content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with unchanged(path), pytest.raises(UnsupportedFormatError) as info:
+        open_tags(path)
+    assert info.value.path == path and info.value.reason
+
+
+@pytest.mark.parametrize("ext", ALL_EXTENSIONS)
+def test_empty_file_is_unsupported(ext: str, tmp_path: Path) -> None:
+    path = tmp_path / f"empty{ext}"
+    path.touch()
+    with unchanged(path), pytest.raises(UnsupportedFormatError, match="empty file"):
+        open_tags(path)
+
+
+def test_not_a_regular_file(tmp_path: Path) -> None:
+    folder = tmp_path / "album.mp3"
+    folder.mkdir()
+    fifo = tmp_path / "pipe.flac"
+    os.mkfifo(fifo)  # mutagen would block reading this
+    for path in (folder, fifo):
+        with pytest.raises(UnsupportedFormatError, match="not a regular file"):
+            open_tags(path)
+    with pytest.raises(TagReadError, match="no such file"):
+        open_tags(tmp_path / "missing.ogg")
+
+
+def test_known_audio_without_genre_support(tmp_path: Path) -> None:
+    path = tmp_path / "song.ape"
+    path.write_bytes(b"MAC " + b"\x00" * 200)  # Monkey's Audio magic: audio, but not a format we tag
+    with pytest.raises(FileError):
+        open_tags(path)
+
+
+# ------------------------------------------------------------------------- malformed and huge tags
+
+
+def _flac_vorbis_comment_offset(data: bytes) -> int:
+    """Offset of the Vorbis comment block's payload in a FLAC file."""
+    pos = 4
+    while True:
+        header, size = data[pos], int.from_bytes(data[pos + 1 : pos + 4], "big")
+        if header & 0x7F == 4:
+            return pos + 4
+        assert not header & 0x80, "no vorbis comment block"
+        pos += 4 + size
+
+
+def _flac_huge_vendor(data: bytes) -> bytes:
+    at = _flac_vorbis_comment_offset(data)
+    return data[:at] + (0x7FFFFFFF).to_bytes(4, "little") + data[at + 4 :]
+
+
+def _mp4_huge_ilst(data: bytes) -> bytes:
+    at = data.index(b"ilst") - 4
+    return data[:at] + b"\xff\xff\xff\xf0" + data[at + 4 :]
+
+
+def _wav_huge_id3_chunk(data: bytes) -> bytes:
+    at = data.index(b"id3 ") + 4
+    return data[:at] + b"\xff\xff\xff\x7f" + data[at + 4 :]
+
+
+@pytest.mark.parametrize(
+    ("ext", "corrupt", "caught_at"),
+    [
+        (".mp3", lambda d: d[:6] + b"\x7f\x7f\x7f\x7f" + d[10:], "read"),  # ID3v2 claims 256 MiB
+        (".flac", _flac_huge_vendor, "read"),  # a 2 GiB vendor string in a small file
+        (".m4a", _mp4_huge_ilst, "read"),  # ilst atom larger than the file
+        # mutagen reads these despite the lie, but cannot write them: the write is refused
+        (".wma", lambda d: d[:16] + b"\xff" * 8 + d[24:], "write"),  # header object of 2^64 bytes
+        (".wav", _wav_huge_id3_chunk, "write"),  # ID3 chunk claims 2 GiB
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_huge_or_lying_tag_sizes(ext: str, corrupt: Callable[[bytes], bytes], caught_at: str, tagged: Factory) -> None:
+    path = tagged(ext)
+    path.write_bytes(corrupt(path.read_bytes()))
+    with unchanged(path):
+        if caught_at == "read":
+            with pytest.raises(TagReadError) as info:
+                open_tags(path)
+            assert info.value.reason.startswith("unreadable")
+        else:
+            tags = open_tags(path)
+            with pytest.raises(TagWriteError):
+                tags.write_genres(["Rock"])
+
+
+def test_flac_with_wrong_comment_block_length_is_repaired(tagged: Factory) -> None:
+    """Like the reference decoder, mutagen parses the comment itself; a write fixes the length."""
+    path = tagged(".flac")
+    before_audio, before_payload = decode(path), payload(path)
+    data = path.read_bytes()
+    at = _flac_vorbis_comment_offset(data)
+    path.write_bytes(data[: at - 3] + (0xFFFFFF).to_bytes(3, "big") + data[at:])
+    tags = open_tags(path)
+    before = tags.read_other_tags()
+    tags.write_genres(["Rock"])
+    assert open_tags(path).read_other_tags() == before
+    assert payload(path) == before_payload
+    assert (decode(path) == before_audio).all()  # libsndfile could not even open it before
+
+
+@pytest.mark.parametrize("ext", ALL_EXTENSIONS)
+def test_mangled_files_never_crash(ext: str, tagged: Factory) -> None:
+    """Deterministic mini-fuzz: truncations and scribbles in the header/tag area.
+
+    Every outcome must be a FileError or success; a refused write leaves the bytes alone.
+    """
+    source = tagged(ext)
+    data = source.read_bytes()
+    rng = random.Random(ext)
+    outcomes: set[str] = set()
+    for i in range(24):
+        mangled = bytearray(data)
+        if i % 3 == 0:
+            mangled = mangled[: rng.randrange(1, len(mangled))]
+        elif i % 3 == 1:
+            for _ in range(rng.randrange(1, 8)):
+                mangled[rng.randrange(0, min(len(mangled), 4096))] = rng.randrange(256)
+        else:
+            at = rng.randrange(0, min(len(mangled), 2048))
+            mangled[at : at + 4] = b"\xff\xff\xff\x7f"
+        path = source.with_name(f"mangled{i}{ext}")
+        path.write_bytes(bytes(mangled))
+        try:
+            tags = open_tags(path)
+            tags.read_genres()
+            tags.read_other_tags()
+        except FileError as exc:
+            outcomes.add(type(exc).__name__)
+            assert path.read_bytes() == mangled
+            continue
+        try:
+            tags.write_genres(["Rock"])
+            outcomes.add("written")
+        except TagWriteError:
+            outcomes.add("refused")
+            assert path.read_bytes() == mangled
+    assert no_temp_files(source.parent)
+    assert "written" in outcomes  # scribbles in audio data must not stop tagging
+
+
+def test_large_cover_art_survives(tagged: Factory) -> None:
+    path = tagged(".mp3")
+    audio = MP3(path)
+    audio.tags.add(APIC(encoding=Encoding.UTF8, mime="image/jpeg", type=4, desc="back", data=os.urandom(4 << 20)))
+    audio.save()
+    before_tags, before_payload, before_audio = open_tags(path).read_other_tags(), payload(path), decode(path)
+    assert any("4194304 bytes" in v for values in before_tags.values() for v in values)
+    open_tags(path).write_genres(["Rock"])
+    assert open_tags(path).read_other_tags() == before_tags
+    assert payload(path) == before_payload
+    assert (decode(path) == before_audio).all()
