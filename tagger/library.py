@@ -189,6 +189,10 @@ class Library:
 
     def record(self, analysis: TrackAnalysis, root: Path, state: FileState) -> TrackReport:
         """Store ``analysis`` and write the genre the policy allows."""
+        with self.db.writer_lock():
+            return self._record(analysis, root, state)
+
+    def _record(self, analysis: TrackAnalysis, root: Path, state: FileState) -> TrackReport:
         plan = _Plan(analysis, root, state, self.vocabulary.window_probabilities(analysis))
         plan.genres = aggregate(plan.probabilities, self.head, self.options.top_k, self.options.min_confidence)
         report = TrackReport(
@@ -308,7 +312,7 @@ class Library:
     def recover(self) -> int:
         """Finish tag writes a crash interrupted: applied if the file has them, else redo the track."""
         fixed = 0
-        with self.db.session() as session:
+        with self.db.writer_lock(), self.db.session() as session:
             for write in session.scalars(select(TagWrite).where(TagWrite.status == TagWriteStatus.PENDING)):
                 track = write.track
                 try:

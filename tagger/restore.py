@@ -45,7 +45,7 @@ def restore(
 
 
 def _restore_track(db: Database, track_id: int, force: bool, dry_run: bool) -> RestoreReport:
-    with db.session() as session:
+    with db.writer_lock(), db.session() as session:
         track = session.get(Track, track_id)
         assert track is not None
         writes = sorted((w for w in track.tag_writes if w.status == TagWriteStatus.APPLIED), key=lambda w: w.id)

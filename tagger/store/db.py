@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,6 +78,28 @@ class Database:
         """One transaction: committed on success, rolled back on any error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Serialise "read tags, decide, record, write file" across processes (a scan beside the daemon).
+
+        Classification stays parallel; only the short store-and-tag step takes this lock, so two
+        processes never write the same file from the same stale reading.
+        """
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @property
+    def _lock_path(self) -> Path:
+        if self.url.startswith("sqlite:///") and ":memory:" not in self.url:
+            return Path(self.url.removeprefix("sqlite:///") + ".lock")
+        digest = hashlib.sha1(self.url.encode()).hexdigest()[:16]
+        return Path(user_data_dir("genre-tagger")) / f"writer-{digest}.lock"
 
     def dispose(self) -> None:
         self.engine.dispose()
