@@ -9,6 +9,7 @@ segment either way, whatever the track's length.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -52,7 +53,7 @@ def probe(path: str | Path) -> AudioInfo:
     """Open ``path`` with the first decoder that understands it; raise :class:`DecodeError` if none does."""
     path = Path(path)
     try:
-        with soundfile.SoundFile(path) as f:
+        with soundfile.SoundFile(os.fsencode(path)) as f:
             if f.frames > 0 and f.samplerate > 0:
                 return AudioInfo(path, f.frames / f.samplerate, f.samplerate, f.channels, "soundfile")
             soundfile_reason = "no audio frames"
@@ -143,7 +144,7 @@ class _ResampledReader:
 def _soundfile_segments(info: AudioInfo, sample_rate: int, starts: Sequence[int], length: int) -> Iterator[np.ndarray]:
     """Nearby segments (consecutive or overlapping windows) read through; far ones seek."""
     try:
-        with soundfile.SoundFile(info.path) as f:
+        with soundfile.SoundFile(os.fsencode(info.path)) as f:
             block = max(8192, min(1 << 20, math.ceil(min(length, 1 << 40) * f.samplerate / sample_rate)))
             reader = _ResampledReader(f, sample_rate, block)
             for start in starts:

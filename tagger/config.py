@@ -77,10 +77,10 @@ def config_path() -> Path:
 def load_settings(path: Path | None = None) -> Settings:
     """Read the config file if there is one; unknown keys are an error (typos should not pass silently)."""
     path = path or config_path()
-    if not path.exists():
-        return Settings()
     try:
         data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return Settings()
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"{path}: {error}") from error
     return settings_from_dict(data, str(path))

@@ -106,15 +106,53 @@ def frame_count(n_samples: int, params: FeatureParams) -> int:
     return 1 + (n_samples - params.n_fft) // params.hop_length
 
 
+def hz_to_mel(frequencies: np.ndarray, htk: bool = False) -> np.ndarray:
+    """Hz to mels: HTK's formula, or Slaney's (linear below 1 kHz, logarithmic above), as librosa."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + frequencies / 700.0)
+    linear = frequencies / _SLANEY_STEP
+    logarithmic = _SLANEY_BREAK_MEL + np.log(np.maximum(frequencies, 1e-10) / _SLANEY_BREAK_HZ) / _SLANEY_LOG_STEP
+    return np.where(frequencies >= _SLANEY_BREAK_HZ, logarithmic, linear)
+
+
+def mel_to_hz(mels: np.ndarray, htk: bool = False) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    mels = np.asarray(mels, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    logarithmic = _SLANEY_BREAK_HZ * np.exp(_SLANEY_LOG_STEP * (mels - _SLANEY_BREAK_MEL))
+    return np.where(mels >= _SLANEY_BREAK_MEL, logarithmic, mels * _SLANEY_STEP)
+
+
+_SLANEY_STEP = 200.0 / 3  # Hz per mel below the break
+_SLANEY_BREAK_HZ = 1000.0
+_SLANEY_BREAK_MEL = _SLANEY_BREAK_HZ / _SLANEY_STEP
+_SLANEY_LOG_STEP = np.log(6.4) / 27.0
+
+
 @functools.lru_cache(maxsize=8)
 def _mel_basis(
     sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, norm: str | None, htk: bool
 ) -> np.ndarray:
-    # librosa.filters is pure numpy (no numba JIT), cheap to import and cached here.
-    from librosa.filters import mel
+    """Triangular mel filters, ``(n_fft // 2 + 1, n_mels)``; equal to ``librosa.filters.mel`` (tested).
 
-    basis = mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, norm=norm, htk=htk)  # type: ignore[arg-type]
-    return np.ascontiguousarray(basis.T.astype(np.float32))  # (n_fft // 2 + 1, n_mels)
+    Written out in numpy because librosa's import pulls in numba, whose JIT cache fails in a
+    read-only install (a sandboxed service) and costs seconds on a cold start.
+    """
+    fft_frequencies = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    top = sample_rate / 2.0 if fmax is None else fmax
+    edges = mel_to_hz(np.linspace(hz_to_mel(np.array(fmin), htk), hz_to_mel(np.array(top), htk), n_mels + 2), htk)
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_frequencies[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    if norm == "slaney":
+        weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per filter
+    elif norm is not None:
+        raise ValueError(f"unsupported mel norm {norm!r} (slaney or none)")
+    return np.ascontiguousarray(weights.T.astype(np.float32))
 
 
 @functools.lru_cache(maxsize=8)

@@ -80,6 +80,8 @@ def build_report(db: Database, vocabulary: str | None = None, low_confidence_bel
                 report.failed += 1
                 report.failures.append({"path": track.path, "reason": track.error or ""})
                 continue
+            if track.error:  # classified, but the tag write was not possible
+                report.failures.append({"path": track.path, "reason": track.error})
             result = results.get(track.id)
             if result is None or not result.genres:
                 continue

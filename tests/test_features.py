@@ -79,3 +79,33 @@ def test_params_round_trip_through_a_card_dict() -> None:
 def test_db_compression_and_normalisation() -> None:
     params = FeatureParams(log="db", mean=-50.0, std=10.0)
     np.testing.assert_allclose(features.compress(np.array([[1e-5]], np.float32), params), [[0.0]], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("sample_rate", "n_fft", "n_mels", "fmin", "fmax", "norm", "htk"),
+    [
+        (22050, 2048, 128, 0.0, None, "slaney", False),
+        (16000, 512, 96, 0.0, None, "slaney", False),
+        (44100, 1024, 40, 50.0, 8000.0, None, True),
+    ],
+)
+def test_mel_filterbank_equals_librosa(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, norm: str | None, htk: bool
+) -> None:
+    ours = features._mel_basis(sample_rate, n_fft, n_mels, fmin, fmax, norm, htk)
+    reference = librosa.filters.mel(
+        sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, norm=norm, htk=htk
+    ).T
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-7)
+
+
+def test_feature_module_does_not_import_librosa() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from tagger import features; features.log_mel(np.zeros(5000, np.float32), "
+        "features.FeatureParams()); print('librosa' in sys.modules, 'numba' in sys.modules)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.split() == ["False", "False"]
