@@ -123,6 +123,13 @@ class Library:
             rows = session.execute(select(Track.path, Track.size, Track.mtime, Track.status))
             return {path: (size, mtime, status) for path, size, mtime, status in rows}
 
+    def known_state(self, path: str | Path) -> tuple[int | None, float | None, str] | None:
+        with self.db.session() as session:
+            row = session.execute(
+                select(Track.size, Track.mtime, Track.status).where(Track.path == str(path))
+            ).one_or_none()
+            return None if row is None else (row[0], row[1], row[2])
+
     @staticmethod
     def is_unchanged(known: tuple[int | None, float | None, str] | None, state: FileState) -> bool:
         return (

@@ -114,8 +114,13 @@ class Scanner:
     def scan(
         self, roots: Iterable[str | Path], on_planned: Callable[[int], None] | None = None
     ) -> Iterator[TrackReport]:
-        """Every audio file under ``roots``."""
-        return self.run(iter_audio_files(roots, self.follow_symlinks), on_planned)
+        """Every audio file under ``roots``; temp files a crashed tag write left behind are removed."""
+        leftovers: list[Path] = []
+        yield from self.run(iter_audio_files(roots, self.follow_symlinks, leftovers), on_planned)
+        if leftovers:
+            with self.library.db.writer_lock():  # no write of ours is in progress while we hold it
+                for path in leftovers:
+                    path.unlink(missing_ok=True)
 
     def run(
         self, files: Iterable[tuple[Path, Path]], on_planned: Callable[[int], None] | None = None
@@ -163,10 +168,14 @@ class Scanner:
         if isinstance(analysed, FileError):
             return self.library.record_failure(path, root, analysed.reason, state)
         try:
-            if FileState.of(path) != state:
-                return self.library.record_failure(path, root, "changed while being read; next run retries", None)
+            current = FileState.of(path)
         except OSError:
             return self.library.record_failure(path, root, "vanished while being read", None)
+        if current != state:
+            if self.library.is_unchanged(self.library.known_state(path), current):
+                return TrackReport(path, Outcome.SKIPPED, reason="handled meanwhile by another tagger process")
+            # Someone is still writing it: record nothing; its new size/mtime make the next run retry.
+            return TrackReport(path, Outcome.FAILED, reason="changed while being read; next run retries")
         return self.library.record(analysed, root, state)
 
     def _analyse_all(self, paths: list[Path]) -> Iterator[Analysed]:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tagger.audio import is_audio_path
+from tagger.tags import TEMP_MARKER
 
 PARTIAL_SUFFIXES = (".part", ".crdownload", ".partial", ".tmp", ".download", ".!qb")
 
@@ -21,11 +22,14 @@ def _inside(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
-def iter_audio_files(roots: Iterable[str | Path], follow_symlinks: bool = False) -> Iterator[tuple[Path, Path]]:
+def iter_audio_files(
+    roots: Iterable[str | Path], follow_symlinks: bool = False, leftovers: list[Path] | None = None
+) -> Iterator[tuple[Path, Path]]:
     """Yield ``(root, path)`` for every candidate audio file, sorted per folder.
 
     Symlinks (files or folders) pointing outside the roots are skipped unless ``follow_symlinks``;
-    a folder reached twice (a symlink loop) is walked once.
+    a folder reached twice (a symlink loop) is walked once. Temp files of a tag write that a
+    crash left behind are appended to ``leftovers`` (the scanner deletes them under the writer lock).
     """
     root_paths = [Path(r).expanduser().absolute() for r in roots]
     real_roots = [os.path.realpath(r) for r in root_paths]
@@ -56,6 +60,8 @@ def iter_audio_files(roots: Iterable[str | Path], follow_symlinks: bool = False)
             dirs.sort()
             for name in sorted(files):
                 path = os.path.join(folder, name)
+                if leftovers is not None and TEMP_MARKER in name:
+                    leftovers.append(Path(path))
                 if not is_candidate(name):
                     continue
                 if os.path.islink(path) and not follow_symlinks and not _inside(os.path.realpath(path), real_roots):
