@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
 from tagger import scan as scan_module
 from tagger.library import Library, Outcome, TagOptions
-from tagger.model import ModelCard
+from tagger.model import Classifier, ModelCard
 from tagger.policy import Policy
 from tagger.report import build_report
 from tagger.restore import restore
@@ -19,6 +20,11 @@ from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, Trac
 from tagger.tags import open_tags
 from tests.audio_factory import ALL_EXTENSIONS, make_track
 from tests.sabotage import sabotaged_analyse
+
+
+def window_shape(card: ModelCard) -> tuple[int, int]:
+    return card.features.window_frames, card.features.n_mels
+
 
 pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
 
@@ -62,7 +68,8 @@ def test_scan_tags_every_format_and_a_second_run_skips_them(
         assert session.scalar(select(func.count(Result.id))) == len(ALL_EXTENSIONS)
         assert {t.status for t in session.scalars(select(Track))} == {TrackStatus.DONE}
         embedding = session.scalar(select(Result.embedding))
-        assert embedding is not None and len(embedding) == 2 * 8  # float16 x 8 dims of the tiny model
+        dims = Classifier(tiny_card).predict(np.zeros((1, *window_shape(tiny_card)), np.float32)).embeddings.shape[1]
+        assert embedding is not None and len(embedding) == 2 * dims  # float16 mean of the window embeddings
 
     report = build_report(database)
     assert report.tracks == report.classified == len(ALL_EXTENSIONS)
