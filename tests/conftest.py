@@ -34,9 +34,10 @@ def database(tmp_path: Path) -> Database:
 
 @pytest.fixture(scope="session")
 def format_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One synthetic track per supported format (read-only template: copy before writing)."""
+    """One synthetic track per supported format, named ``<genre>-<n>.<ext>`` (a template: copy before writing)."""
     root = tmp_path_factory.mktemp("formats")
     genres = ["drone", "techno", "chimes", "breaks", "organ"]
     for i, extension in enumerate(ALL_EXTENSIONS):
-        make_track(root / f"track{i}{extension}", genre=genres[i % len(genres)], seconds=6.0, seed=i)
+        genre = genres[i % len(genres)]
+        make_track(root / f"{genre}-{i}{extension}", genre=genre, seconds=6.0, seed=i)
     return root

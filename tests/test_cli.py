@@ -99,7 +99,7 @@ def test_errors_are_clear_and_exit_non_zero(tmp_path: Path, env: dict[str, str])
 
 def test_config_file_sets_defaults_and_flags_override(music: Path, tmp_path: Path, env: dict[str, str]) -> None:
     config = tmp_path / "config.toml"
-    config.write_text(f'roots = ["{music}"]\nmodel = "{TINY_CARD}"\nmin_confidence = 0.99\n')
+    config.write_text(f'roots = ["{music}"]\nmodel = "{TINY_CARD}"\nmin_confidence = 1.0\n')
     low = json.loads(invoke("scan", "--config", str(config), "--json"))
     assert low["counts"] == {"low-confidence": len(ALL_EXTENSIONS)}
     tagged = json.loads(invoke("scan", "--config", str(config), "--json", "--force", "--min-confidence", "0"))
