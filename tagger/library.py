@@ -117,11 +117,13 @@ class Library:
         self.head: Head = self.vocabulary.head
 
     # ------------------------------------------------------------------ triage
-    def known_states(self) -> dict[str, tuple[int | None, float | None, str]]:
-        """path -> (size, mtime, status) for every track, in one query (fast unchanged re-scans)."""
+    def known_states(self, paths: list[str] | None = None) -> dict[str, tuple[int | None, float | None, str]]:
+        """path -> (size, mtime, status), for ``paths`` or every track, in one query (fast unchanged re-scans)."""
+        query = select(Track.path, Track.size, Track.mtime, Track.status)
+        if paths is not None:
+            query = query.where(Track.path.in_(paths))
         with self.db.session() as session:
-            rows = session.execute(select(Track.path, Track.size, Track.mtime, Track.status))
-            return {path: (size, mtime, status) for path, size, mtime, status in rows}
+            return {path: (size, mtime, status) for path, size, mtime, status in session.execute(query)}
 
     def known_state(self, path: str | Path) -> tuple[int | None, float | None, str] | None:
         with self.db.session() as session:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -46,6 +47,8 @@ _worker_classifier: Classifier | None = None
 
 def _init_worker(card: ModelCard, threads: int) -> None:
     global _worker_classifier
+    # Ctrl-C reaches the whole process group; the parent decides how to stop, the workers just get killed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_classifier = Classifier(card, threads=threads)
 
 
@@ -140,7 +143,10 @@ class Scanner:
     ) -> tuple[list[tuple[Path, Path, FileState]], list[TrackReport], list[Retag]]:
         """Stat everything: what needs classifying, the reports for what does not, and the unchanged
         tracks a learned vocabulary re-tags from their stored embedding (never decoded again)."""
-        known = self.library.known_states()
+        if isinstance(files, list | tuple) and len(files) <= 500:  # a daemon batch: look up just these
+            known = self.library.known_states([str(path) for _, path in files])
+        else:
+            known = self.library.known_states()
         library = self.library
         stored = {} if self.force else stored_analyses(library.db, library.vocabulary, library.card.model_id)
         retag: list[Retag] = []
