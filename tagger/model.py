@@ -8,9 +8,11 @@ with per-tag thresholds), plus an optional ``embedding`` output stored per track
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -146,6 +148,36 @@ def interpreter_class() -> tuple[type, str]:
     raise ModelError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime, or tensorflow)")
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Cap numpy's BLAS (OpenBLAS) at ``threads`` threads, for this whole process.
+
+    The features' mel projection is a small matrix product that OpenBLAS would otherwise spread
+    over every core: on a busy machine that costs up to 100x the CPU of one thread, and fights
+    the other scan workers. The process classifies with ``threads`` threads, so the features do too.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        return
+    threadpool_limits(limits=threads, user_api="blas")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while C++ code logs to it (Python's own stderr is unaffected)."""
+    if os.environ.get("TAGGER_DEBUG"):
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @dataclass
 class Prediction:
     """Per-window outputs: ``probabilities[head]`` is ``(windows, labels)``; ``embeddings`` ``(windows, dims)``."""
@@ -162,10 +194,12 @@ class Classifier:
         if not card.model_file.exists():
             raise ModelError(f"model file {card.model_file} named by card {card.name!r} does not exist")
         interpreter_type, self.runtime = interpreter_class()
-        self._interpreter = interpreter_type(model_path=str(card.model_file), num_threads=threads or 1)
-        self._input = self._interpreter.get_input_details()[0]
-        self.batch_size = batch_size
-        self._resize(batch_size)
+        limit_blas_threads(threads or 1)
+        with _native_stderr_silenced():  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line
+            self._interpreter = interpreter_type(model_path=str(card.model_file), num_threads=threads or 1)
+            self._input = self._interpreter.get_input_details()[0]
+            self.batch_size = batch_size
+            self._resize(batch_size)
         outputs = {d["name"]: d for d in self._interpreter.get_output_details()}
         self._output_index = {name: self._find_output(outputs, head.output) for name, head in card.heads.items()}
         self._embedding_index = self._find_output(outputs, card.embedding_output) if card.embedding_output else None

@@ -49,6 +49,12 @@ def _init_worker(card: ModelCard, threads: int) -> None:
     global _worker_classifier
     # Ctrl-C reaches the whole process group; the parent decides how to stop, the workers just get killed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not os.environ.get("TAGGER_DEBUG"):
+        # Decoders (libmpg123, ffmpeg) complain on stderr about recoverable glitches; problems come
+        # back as values naming the file, so the workers' stderr would only scribble over the progress bar.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     _worker_classifier = Classifier(card, threads=threads)
 
 
