@@ -15,6 +15,7 @@ from tagger import __version__
 from tagger.aggregate import aggregate
 from tagger.config import ConfigError, Settings, load_settings
 from tagger.errors import TaggerError
+from tagger.learn import Learned, check_name, learn_vocabulary, save_vocabulary
 from tagger.library import Library, Outcome, TagOptions
 from tagger.model import Classifier, load_card
 from tagger.pipeline import analyse_track
@@ -23,6 +24,7 @@ from tagger.report import build_report
 from tagger.restore import restore as restore_tracks
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database
+from tagger.vocabulary import available, resolve_vocabulary, vocabularies_dir
 
 app = typer.Typer(
     help="Listens to a music library and writes genre tags into the files.",
@@ -40,7 +42,8 @@ ModelOption = Annotated[
     str | None, typer.Option("--model", help="Shipped model name, or path to a .json card / .tflite")
 ]
 VocabularyOption = Annotated[
-    str | None, typer.Option("--vocabulary", help="Which of the model's vocabularies to write")
+    str | None,
+    typer.Option("--vocabulary", help="Which vocabulary to write: one of the model's, or one made by `tagger learn`"),
 ]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML config file [default: XDG config dir]")]
 
@@ -182,24 +185,26 @@ def classify(
     file: Annotated[Path, typer.Argument(help="One audio file (it is not modified)")],
     model: ModelOption = None,
     vocabulary: VocabularyOption = None,
+    db: DbOption = None,
     top_k: Annotated[int, typer.Option(help="Genres listed")] = 5,
     max_windows: Annotated[int | None, typer.Option(help="Windows classified, spread over the track")] = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Genres of one track with confidences, and the per-window timeline. Touches nothing."""
-    settings = _settings(config, model=model, vocabulary=vocabulary, max_windows=max_windows)
+    from tagger.daemon import database_url
+
+    settings = _settings(config, db=db, model=model, vocabulary=vocabulary, max_windows=max_windows)
     try:
         card = load_card(settings.model)
+        chosen = resolve_vocabulary(card, settings.vocabulary, database_url(settings.db))
         analysis = analyse_track(file, Classifier(card, threads=settings.threads), settings.max_windows)
-    except TaggerError as error:
+    except (TaggerError, ValueError) as error:
         raise _fail(error) from error
-    vocabulary_name = settings.vocabulary or card.default_head
-    if vocabulary_name not in card.heads:
-        raise _fail(ValueError(f"model {card.name!r} has no vocabulary {vocabulary_name!r}"))
-    head = card.heads[vocabulary_name]
-    genres = aggregate(analysis.probabilities[head.name], head, top_k=top_k, min_confidence=settings.min_confidence)
-    windows = analysis.probabilities[head.name]
+    head = chosen.head
+    windows = chosen.window_probabilities(analysis)  # one row, no timeline, for a learned vocabulary
+    genres = aggregate(windows, head, top_k=top_k, min_confidence=settings.min_confidence)
+    timeline_rows = list(zip(analysis.window_starts, windows, strict=True)) if chosen.needs_audio else []
     if as_json:
         stdout.print_json(
             data={
@@ -211,19 +216,20 @@ def classify(
                     {"genre": s.genre, "label": s.label, "confidence": round(s.confidence, 4)} for s in genres.ranked
                 ],
                 "chosen": list(genres.chosen),
-                "vocabularies": sorted(card.heads),
+                "vocabularies": available(card, database_url(settings.db)),
                 "windows": [
                     {
                         "start": round(start, 2),
                         "genre": head.genre_name(head.labels[int(p.argmax())]),
                         "confidence": round(float(p.max()), 4),
                     }
-                    for start, p in zip(analysis.window_starts, windows, strict=True)
+                    for start, p in timeline_rows
                 ],
             }
         )
         return
-    table = Table(title=f"{file.name} ({analysis.duration:.1f} s, {len(windows)} windows, {card.model_id}/{head.name})")
+    windows_note = f"{len(analysis.window_starts)} windows"
+    table = Table(title=f"{file.name} ({analysis.duration:.1f} s, {windows_note}, {card.model_id}/{head.name})")
     table.add_column("genre")
     table.add_column("confidence", justify="right")
     for score in genres.ranked:
@@ -234,7 +240,7 @@ def classify(
     timeline.add_column("start", justify="right")
     timeline.add_column("genre")
     timeline.add_column("p", justify="right")
-    for start, probabilities in zip(analysis.window_starts, windows, strict=True):
+    for start, probabilities in timeline_rows:
         best = int(probabilities.argmax())
         timeline.add_row(f"{start:7.1f} s", head.genre_name(head.labels[best]), f"{probabilities[best]:.2f}")
     stdout.print(timeline)
@@ -281,6 +287,81 @@ def report(
 
 
 @app.command()
+def learn(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Only tracks under these folders [default: every scanned track]")
+    ] = None,
+    vocabulary: Annotated[str, typer.Option("--vocabulary", help="Name to save it under")] = "mine",
+    min_tracks: Annotated[int, typer.Option(min=2, help="Labels on fewer tracks are left out")] = 20,
+    f1_floor: Annotated[float, typer.Option(min=0.0, max=1.0, help="Labels with a lower CV F1 are left out")] = 0.5,
+    tag_field: Annotated[str, typer.Option("--field", help="Tag field the labels come from")] = "genre",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the figures; save nothing")] = False,
+    db: DbOption = None,
+    model: ModelOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
+) -> None:
+    """Learn your own genre vocabulary from the genre tags already in your files (scan them first).
+
+    Reads the database only: the embeddings of scanned tracks and the genres their owner tagged.
+    Apply it with `tagger scan PATH --vocabulary NAME` (no audio is decoded again).
+    """
+    settings = _settings(config, db=db, model=model)
+    try:
+        card = load_card(settings.model)
+        check_name(vocabulary, card)
+        database = Database(settings.db)
+        learned = learn_vocabulary(
+            database, card, paths or [], name=vocabulary, min_tracks=min_tracks, f1_floor=f1_floor, field=tag_field
+        )
+    except (TaggerError, ValueError) as error:
+        raise _fail(error) from error
+    _print_learned(learned, as_json)
+    if learned.head is None:
+        why = (
+            f"no scanned track with a genre tag has an embedding from {card.model_id}: `tagger scan` them first"
+            if not learned.tracks
+            else "no label passed (tag more tracks, or lower --min-tracks/--f1-floor)"
+        )
+        console.print(f"[red]nothing learned:[/] {why}", highlight=False)
+        raise typer.Exit(1)
+    if dry_run:
+        console.print("--dry-run: nothing saved")
+        return
+    path = save_vocabulary(learned, vocabularies_dir(database.url))
+    roots = " ".join(map(str, paths or [])) or "PATH"
+    console.print(f"saved {path}; apply it with: tagger scan {roots} --vocabulary {vocabulary}", highlight=False)
+
+
+def _print_learned(learned: Learned, as_json: bool) -> None:
+    """Per-label cross-validated figures, then the refused labels: shown before anything is saved."""
+    if as_json:
+        stdout.print_json(data=learned.to_summary())
+        return
+    stdout.print(
+        f"{learned.tracks} tagged tracks in {learned.folders} folders ({learned.model_id} embeddings), "
+        f"{learned.untagged} untagged; grouped {learned.folds}-fold cross-validation by folder",
+        highlight=False,
+    )
+    if learned.no_embedding:
+        stdout.print(f"{learned.no_embedding} tagged tracks have no {learned.model_id} embedding: scan them first")
+    table = Table(title=f"learned: {learned.name}")
+    for column in ("genre", "tracks", "folders", "precision", "recall", "F1", "± F1", "threshold"):
+        table.add_column(column, justify="left" if column == "genre" else "right")
+    for f in learned.learned:
+        figures = (f.precision, f.recall, f.f1, f.f1_spread, f.threshold)
+        table.add_row(f.genre, str(f.tracks), str(f.folders), *(f"{value:.2f}" for value in figures))
+    stdout.print(table)
+    refused = Table(title="refused")
+    for column in ("genre", "tracks", "why"):
+        refused.add_column(column, justify="right" if column == "tracks" else "left")
+    for f in learned.refused:
+        refused.add_row(f.genre, str(f.tracks), f.refused)
+    if learned.refused:
+        stdout.print(refused)
+
+
+@app.command()
 def restore(
     paths: Annotated[list[Path] | None, typer.Argument(help="Only under these paths [default: everything]")] = None,
     force: Annotated[bool, typer.Option("--force", help="Also where the genre was changed after our write")] = False,
@@ -305,6 +386,137 @@ def restore(
 def version() -> None:
     """Print the version."""
     stdout.print(__version__)
+
+
+@app.command()
+def watch(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Folders to watch [default: roots from the config]")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Log existing -> proposed; write nothing")] = False,
+    policy: Annotated[Policy | None, typer.Option(help="keep: never replace the owner's genre")] = None,
+    min_confidence: Annotated[float | None, typer.Option(help="Below this, record but do not tag")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Genres written per track at most")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
+    max_windows: Annotated[int | None, typer.Option(help="Windows classified per track, spread over it")] = None,
+    tag_low_confidence: Annotated[bool | None, typer.Option("--tag-low-confidence/--no-tag-low-confidence")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-classify every track in the start-up catch-up")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Re-read every write and report mismatches")] = False,
+    quiet_seconds: Annotated[
+        float | None, typer.Option(min=0.0, help="A file must be unchanged this long before it is read [5]")
+    ] = None,
+    polling: Annotated[
+        bool | None, typer.Option("--polling/--no-polling", help="Poll instead of inotify (network file systems)")
+    ] = None,
+    reconcile_hours: Annotated[
+        float | None, typer.Option(min=0.0, help="Full re-check every N hours, for dropped events (0: never) [24]")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every event and unchanged file")] = False,
+    db: DbOption = None,
+    model: ModelOption = None,
+    vocabulary: VocabularyOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Watch PATHS and tag files as they arrive, change or move (a daemon: SIGTERM stops, SIGHUP reloads the config)."""
+    from dataclasses import replace
+
+    from tagger.config import load_settings
+    from tagger.daemon import Daemon, configure_logging
+
+    configure_logging(verbose)
+    overrides: dict[str, Any] = {
+        "db": db,
+        "model": model,
+        "vocabulary": vocabulary,
+        "policy": policy,
+        "min_confidence": min_confidence,
+        "top_k": top_k,
+        "workers": workers,
+        "max_windows": max_windows,
+        "tag_low_confidence": tag_low_confidence,
+    }
+    watch_overrides: dict[str, Any] = {
+        k: v
+        for k, v in {"quiet_seconds": quiet_seconds, "polling": polling, "reconcile_hours": reconcile_hours}.items()
+        if v is not None
+    }
+
+    def with_watch(settings: Settings) -> Settings:
+        return settings.override(watch=replace(settings.watch, **watch_overrides))
+
+    def reload() -> Settings:  # SIGHUP: the file again, the command line still on top
+        return with_watch(load_settings(config).override(**overrides))
+
+    settings = with_watch(_settings(config, **overrides))
+    roots = [str(p) for p in paths] if paths else list(settings.roots)
+    if not roots:
+        console.print("[red]error:[/] no PATH given and no roots in the config")
+        raise typer.Exit(2)
+    for root in roots:
+        if not Path(root).is_dir():
+            console.print(f"[red]error:[/] {root} is not a folder")
+            raise typer.Exit(2)
+    try:
+        library = open_library(settings, dry_run=dry_run, verify=verify)
+    except (TaggerError, ValueError) as error:
+        raise _fail(error) from error
+    daemon = Daemon(
+        library,
+        roots,
+        settings.watch,
+        workers=settings.workers,
+        threads=settings.threads,
+        max_windows=settings.max_windows,
+        follow_symlinks=settings.follow_symlinks,
+        force_catch_up=force,
+        reload=reload,
+    )
+    raise typer.Exit(daemon.run())
+
+
+@app.command()
+def status(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status file's content as JSON")] = False,
+) -> None:
+    """State of the watch daemon using this database: queue, last track, errors since start.
+
+    Exit status: 0 running, 3 not running, 1 no status file.
+    """
+    from tagger.daemon import database_url, read_status, status_file_for
+
+    settings = _settings(config, db=db)
+    path = status_file_for(database_url(settings.db))
+    data = read_status(path)
+    if data is None:
+        if as_json:
+            stdout.print_json(data={"state": "unknown", "running": False, "status_file": str(path)})
+        else:
+            console.print(f"no watch daemon status at {path} (has `tagger watch` run with this database?)")
+        raise typer.Exit(1)
+    data["status_file"] = str(path)
+    if as_json:
+        stdout.print_json(data=data)
+        raise typer.Exit(0 if data["running"] else 3)
+    table = Table(title="tagger watch", show_header=False)
+    last = data.get("last_track") or {}
+    rows = [
+        ("state", f"{data.get('state')} (pid {data.get('pid')})"),
+        ("started", str(data.get("started"))),
+        ("roots", ", ".join(data.get("roots") or [])),
+        ("queue", f"{data.get('queue', 0)} waiting, {data.get('in_progress', 0)} in progress"),
+        ("last track", f"{last.get('outcome')} {last.get('path')} at {last.get('at')}" if last else "(none yet)"),
+        ("errors since start", str(data.get("errors", 0))),
+        ("since start", ", ".join(f"{n} {k}" for k, n in sorted((data.get("counts") or {}).items())) or "-"),
+        ("last reconcile", str(data.get("last_reconcile") or "-")),
+        ("updated", str(data.get("updated"))),
+        ("status file", str(path)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    stdout.print(table)
+    raise typer.Exit(0 if data["running"] else 3)
 
 
 def main() -> None:

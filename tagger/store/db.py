@@ -69,7 +69,7 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(migrations_dir()))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self.engine.begin() as connection:
+        with self.writer_lock(), self.engine.begin() as connection:  # two first starts must not race
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
