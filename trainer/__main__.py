@@ -1,0 +1,5 @@
+"""``python -m trainer`` = ``tagger-train``."""
+
+from trainer.cli import main
+
+main()
