@@ -141,19 +141,8 @@ def scan(
 
 
 def open_library(settings: Settings, dry_run: bool = False, verify: bool = False) -> Library:
-    card = load_card(settings.model)
-    options = TagOptions(
-        policy=settings.policy,
-        min_confidence=settings.min_confidence,
-        top_k=settings.top_k,
-        dry_run=dry_run,
-        tag_low_confidence=settings.tag_low_confidence,
-        vocabulary=settings.vocabulary,
-        id3_version=settings.id3_version,
-        id3_separator=settings.id3_separator,
-        verify=verify,
-    )
-    return Library(Database(settings.db), card, options)
+    options = TagOptions.from_settings(settings, dry_run=dry_run, verify=verify)
+    return Library(Database(settings.db), load_card(settings.model), options)
 
 
 def _print_summary(summary: ScanSummary, as_json: bool) -> None:

@@ -227,16 +227,7 @@ Operation = tuple[str, str, str]  # (kind, path, destination or "")
 
 def tag_options(settings: Settings, base: TagOptions) -> TagOptions:
     """``base`` (dry-run/verify from the command line) with the settings a reload may change."""
-    return replace(
-        base,
-        policy=settings.policy,
-        min_confidence=settings.min_confidence,
-        top_k=settings.top_k,
-        tag_low_confidence=settings.tag_low_confidence,
-        vocabulary=settings.vocabulary,
-        id3_version=settings.id3_version,
-        id3_separator=settings.id3_separator,
-    )
+    return TagOptions.from_settings(settings, dry_run=base.dry_run, verify=base.verify)
 
 
 def _chunks(items: Iterable[tuple[Path, Path]], size: int) -> Iterator[list[tuple[Path, Path]]]:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tagger.aggregate import TrackGenres, aggregate
+from tagger.config import Settings
 from tagger.errors import FileError, TagReadError, TagWriteError, UnsupportedFormatError
 from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
@@ -68,6 +69,21 @@ class TagOptions:
     id3_version: int = 4
     id3_separator: str = "; "
     verify: bool = False  # re-read every write and report a mismatch
+
+    @classmethod
+    def from_settings(cls, settings: Settings, dry_run: bool = False, verify: bool = False) -> TagOptions:
+        """The options a config file and command line give (the daemon re-reads them on SIGHUP)."""
+        return cls(
+            policy=settings.policy,
+            min_confidence=settings.min_confidence,
+            top_k=settings.top_k,
+            dry_run=dry_run,
+            tag_low_confidence=settings.tag_low_confidence,
+            vocabulary=settings.vocabulary,
+            id3_version=settings.id3_version,
+            id3_separator=settings.id3_separator,
+            verify=verify,
+        )
 
 
 @dataclass(frozen=True)
