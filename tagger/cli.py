@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,19 +12,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tagger import __version__
-from tagger.aggregate import aggregate
-from tagger.config import ConfigError, Settings, load_settings
+from tagger.config import ConfigError, Settings, database_url, load_settings
 from tagger.errors import TaggerError
-from tagger.learn import Learned, check_name, learn_vocabulary, save_vocabulary
-from tagger.library import Library, Outcome, TagOptions
-from tagger.model import Classifier, load_card
-from tagger.pipeline import analyse_track
 from tagger.policy import Policy
-from tagger.report import build_report
-from tagger.restore import restore as restore_tracks
-from tagger.scan import Scanner, ScanSummary
-from tagger.store import Database
-from tagger.vocabulary import available, resolve_vocabulary, vocabularies_dir
+
+# Each command imports what it uses: `tagger classify` must start fast, without SQLAlchemy,
+# scikit-learn or watchdog, and worker processes re-import this module.
+if TYPE_CHECKING:
+    from tagger.learn import Learned
+    from tagger.library import Library
+    from tagger.scan import ScanSummary
 
 app = typer.Typer(
     help="Listens to a music library and writes genre tags into the files.",
@@ -82,6 +79,9 @@ def scan(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Tag every audio file under PATHS (one-shot); unchanged files are skipped on later runs."""
+    from tagger.library import Outcome
+    from tagger.scan import Scanner, ScanSummary
+
     settings = _settings(
         config,
         db=db,
@@ -141,11 +141,17 @@ def scan(
 
 
 def open_library(settings: Settings, dry_run: bool = False, verify: bool = False) -> Library:
+    from tagger.library import Library, TagOptions
+    from tagger.model import load_card
+    from tagger.store import Database
+
     options = TagOptions.from_settings(settings, dry_run=dry_run, verify=verify)
     return Library(Database(settings.db), load_card(settings.model), options)
 
 
 def _print_summary(summary: ScanSummary, as_json: bool) -> None:
+    from tagger.library import Outcome
+
     if as_json:
         stdout.print_json(
             data={
@@ -181,7 +187,11 @@ def classify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Genres of one track with confidences, and the per-window timeline. Touches nothing."""
-    from tagger.daemon import database_url
+    from tagger.aggregate import aggregate
+    from tagger.model import Classifier, load_card
+    from tagger.pipeline import analyse_track
+    from tagger.vocabulary import available, resolve_vocabulary
+
 
     settings = _settings(config, db=db, model=model, vocabulary=vocabulary, max_windows=max_windows)
     try:
@@ -244,6 +254,9 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Genre distribution of the library: counts, share, mean confidence; weak and failed tracks; per folder."""
+    from tagger.report import build_report
+    from tagger.store import Database
+
     settings = _settings(config, db=db)
     result = build_report(Database(settings.db), vocabulary, low_confidence_below)
     if output_format == "json":
@@ -295,6 +308,11 @@ def learn(
     Reads the database only: the embeddings of scanned tracks and the genres their owner tagged.
     Apply it with `tagger scan PATH --vocabulary NAME` (no audio is decoded again).
     """
+    from tagger.learn import check_name, learn_vocabulary, save_vocabulary
+    from tagger.model import load_card
+    from tagger.store import Database
+    from tagger.vocabulary import vocabularies_dir
+
     settings = _settings(config, db=db, model=model)
     try:
         card = load_card(settings.model)
@@ -359,6 +377,9 @@ def restore(
     config: ConfigOption = None,
 ) -> None:
     """Put back the genre values recorded before this tool wrote them."""
+    from tagger.restore import restore as restore_tracks
+    from tagger.store import Database
+
     settings = _settings(config, db=db)
     reports = restore_tracks(Database(settings.db), paths or [], force=force, dry_run=dry_run)
     for item in reports:
@@ -473,7 +494,7 @@ def status(
 
     Exit status: 0 running, 3 not running, 1 no status file.
     """
-    from tagger.daemon import database_url, read_status, status_file_for
+    from tagger.daemon import read_status, status_file_for
 
     settings = _settings(config, db=db)
     path = status_file_for(database_url(settings.db))

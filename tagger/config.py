@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from platformdirs import user_config_dir
+from platformdirs import user_config_dir, user_data_dir
 
 from tagger.policy import Policy
 
@@ -66,6 +66,14 @@ class Settings:
     def override(self, **changes: Any) -> Settings:
         """A copy with every non-None change applied (CLI flags left unset keep the file's value)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def database_url(db: str | None = None) -> str:
+    """The SQLAlchemy URL for ``db`` (a URL or a file path); None: ``$TAGGER_DB``, else the XDG data dir."""
+    db = db or os.environ.get("TAGGER_DB")
+    if not db:
+        return f"sqlite:///{Path(user_data_dir('genre-tagger')) / 'tagger.db'}"
+    return db if "://" in db else f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
 def config_path() -> Path:

@@ -119,15 +119,6 @@ def status_file_for(db_url: str) -> Path:
     return Path(user_state_dir("genre-tagger")) / "status.json"
 
 
-def database_url(db: str | None) -> str:
-    """The URL :class:`tagger.store.Database` opens for ``db`` (a URL, a file path, or None)."""
-    from tagger.store import default_database_url
-
-    if not db:
-        return default_database_url()
-    return db if "://" in db else f"sqlite:///{Path(db).expanduser().resolve()}"
-
-
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     """Readers never see a half-written file: temp file in the same folder, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

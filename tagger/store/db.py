@@ -17,6 +17,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from tagger.config import database_url
+
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -24,18 +26,6 @@ def migrations_dir() -> Path:
     """Alembic scripts: shipped inside the wheel, or the repository's ``migrations/`` in a checkout."""
     packaged = Path(__file__).resolve().parents[1] / "_migrations"
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "migrations"
-
-
-def default_database_url() -> str:
-    """``$TAGGER_DB`` (a URL or a file path), else an SQLite file in the XDG data dir."""
-    if url := os.environ.get("TAGGER_DB"):
-        return _as_url(url)
-    return f"sqlite:///{Path(user_data_dir('genre-tagger')) / 'tagger.db'}"
-
-
-def _as_url(url_or_path: str | os.PathLike[str]) -> str:
-    text = os.fspath(url_or_path)
-    return text if "://" in text else f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -51,7 +41,7 @@ class Database:
     """An engine plus sessions; the schema is brought to the newest migration on open."""
 
     def __init__(self, url: str | os.PathLike[str] | None = None, migrate: bool = True) -> None:
-        self.url = _as_url(url) if url else default_database_url()
+        self.url = database_url(os.fspath(url) if url else None)
         if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(self.url, connect_args=self._connect_args())
