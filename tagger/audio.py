@@ -28,6 +28,8 @@ AUDIO_EXTENSIONS = frozenset(
 
 # Native samples decoded before a sought-to position: the resampler's and MP3 decoder's warm-up.
 _SEEK_WARMUP = 4096
+# Native samples read beyond what a segment needs, for the resampler's delay.
+_READ_MARGIN = 4096
 _FFMPEG_CHUNK_BYTES = 1 << 16
 
 
@@ -86,6 +88,13 @@ def decode(path: str | Path, sample_rate: int) -> np.ndarray:
 
 
 def _to_mono(block: np.ndarray) -> np.ndarray:
+    if block.ndim == 2 and block.shape[1] == 2 and block.dtype == np.float32:
+        # Equal to block.mean(axis=1) bit for bit, ~10x cheaper than its strided reduction.
+        mono = block[:, 0] + block[:, 1]
+        mono /= np.float32(2.0)
+        if not np.isfinite(mono).all():
+            np.nan_to_num(mono, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        return mono
     mono = block.mean(axis=1) if block.ndim == 2 else block
     return np.nan_to_num(mono.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -125,7 +134,9 @@ class _ResampledReader:
     def _fill(self, needed: int) -> None:
         assert self._resampler is not None
         while len(self.buffer) < needed and not self.exhausted:
-            block = self.f.read(frames=self.block_frames, dtype="float32", always_2d=True)
+            # About what is still missing: not another whole block for the resampler's last few samples.
+            missing = math.ceil((needed - len(self.buffer) + self._drop) * self.ratio) + _READ_MARGIN
+            block = self.f.read(frames=min(self.block_frames, missing), dtype="float32", always_2d=True)
             self.exhausted = self.f.tell() >= self.f.frames or len(block) == 0
             out = self._resampler.resample_chunk(_to_mono(block)[:, None], last=self.exhausted).reshape(-1)
             if self._drop:

@@ -72,3 +72,34 @@ def test_wrong_extension_still_decodes(tmp_path: Path) -> None:
     flac = make_track(tmp_path / "t.flac", seconds=2.0)
     disguised = flac.rename(tmp_path / "t.mp3")
     assert len(audio.decode(disguised, 16000)) == pytest.approx(32000, abs=200)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mono_mixdown_equals_the_channel_mean_bit_for_bit(channels: int, dtype: type) -> None:
+    rng = np.random.default_rng(channels)
+    block = (3 * rng.standard_normal((10_000, channels))).astype(dtype)
+    block[5, 0], block[7, -1], block[9, 0] = np.nan, np.inf, -np.inf
+    expected = np.nan_to_num(block.mean(axis=1).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    mono = audio._to_mono(block)
+    assert mono.dtype == np.float32
+    np.testing.assert_array_equal(mono, expected)
+
+
+def test_spread_segments_decode_little_more_than_they_need(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import soundfile
+
+    path = make_track(tmp_path / "t.flac", seconds=60.0, sample_rate=44100, stereo=True)
+    decoded: list[int] = []
+    read = soundfile.SoundFile.read
+
+    def counting_read(self: soundfile.SoundFile, *args: object, **kwargs: object) -> np.ndarray:
+        block = read(self, *args, **kwargs)  # type: ignore[arg-type]
+        decoded.append(len(block))
+        return block
+
+    monkeypatch.setattr(soundfile.SoundFile, "read", counting_read)
+    starts = [0, 16000 * 20, 16000 * 40]  # 1-second segments, far apart: one seek each
+    segments = list(audio.read_segments(path, 16000, starts, 16000))
+    assert [len(s) for s in segments] == [16000] * 3
+    assert sum(decoded) < 3 * 1.5 * 44100  # not a second whole block per segment for the resampler's delay

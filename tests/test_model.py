@@ -56,3 +56,11 @@ def test_shipped_default_model_loads() -> None:
     card = load_card()
     prediction = Classifier(card).predict(_windows(card, 2))
     assert set(prediction.probabilities) == set(card.heads)
+
+
+def test_classifier_runs_numpy_blas_with_its_thread_count(tiny_card: ModelCard) -> None:
+    # Many-threaded OpenBLAS on the small mel projection costs many times the CPU of one thread.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    Classifier(tiny_card, threads=1)
+    pools = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    assert pools and all(pool["num_threads"] == 1 for pool in pools)
