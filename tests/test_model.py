@@ -64,3 +64,10 @@ def test_classifier_runs_numpy_blas_with_its_thread_count(tiny_card: ModelCard) 
     Classifier(tiny_card, threads=1)
     pools = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
     assert pools and all(pool["num_threads"] == 1 for pool in pools)
+
+
+def test_the_runtime_asked_for_is_the_one_used(tiny_card: ModelCard) -> None:
+    # .ci/run runs the model tests a second time with TAGGER_TFLITE_RUNTIME=tflite-runtime (numpy<2).
+    import os
+
+    assert Classifier(tiny_card).runtime == os.environ.get("TAGGER_TFLITE_RUNTIME", "ai-edge-litert")
