@@ -42,6 +42,14 @@ VocabularyOption = Annotated[
     str | None,
     typer.Option("--vocabulary", help="Which vocabulary to write: one of the model's, or one made by `tagger learn`"),
 ]
+# Options that scan and watch share.
+PolicyOption = Annotated[Policy | None, typer.Option(help="keep: never replace the owner's genre")]
+MinConfidenceOption = Annotated[float | None, typer.Option(help="Below this, record but do not tag")]
+TopKOption = Annotated[int | None, typer.Option(help="Genres written per track at most")]
+WorkersOption = Annotated[int | None, typer.Option(help="Worker processes")]
+MaxWindowsOption = Annotated[int | None, typer.Option(help="Windows classified per track, spread over it")]
+TagLowConfidenceOption = Annotated[bool | None, typer.Option("--tag-low-confidence/--no-tag-low-confidence")]
+VerifyOption = Annotated[bool, typer.Option("--verify", help="Re-read every write and report mismatches")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML config file [default: XDG config dir]")]
 
 
@@ -64,14 +72,14 @@ def scan(
         list[Path] | None, typer.Argument(help="Folders or files [default: roots from the config]")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show existing -> proposed; write nothing")] = False,
-    policy: Annotated[Policy | None, typer.Option(help="keep: never replace the owner's genre")] = None,
-    min_confidence: Annotated[float | None, typer.Option(help="Below this, record but do not tag")] = None,
-    top_k: Annotated[int | None, typer.Option(help="Genres written per track at most")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
-    max_windows: Annotated[int | None, typer.Option(help="Windows classified per track, spread over it")] = None,
-    tag_low_confidence: Annotated[bool | None, typer.Option("--tag-low-confidence/--no-tag-low-confidence")] = None,
+    policy: PolicyOption = None,
+    min_confidence: MinConfidenceOption = None,
+    top_k: TopKOption = None,
+    workers: WorkersOption = None,
+    max_windows: MaxWindowsOption = None,
+    tag_low_confidence: TagLowConfidenceOption = None,
     force: Annotated[bool, typer.Option("--force", help="Re-classify tracks even if unchanged")] = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Re-read every write and report mismatches")] = False,
+    verify: VerifyOption = False,
     db: DbOption = None,
     model: ModelOption = None,
     vocabulary: VocabularyOption = None,
@@ -191,7 +199,6 @@ def classify(
     from tagger.model import Classifier, load_card
     from tagger.pipeline import analyse_track
     from tagger.vocabulary import available, resolve_vocabulary
-
 
     settings = _settings(config, db=db, model=model, vocabulary=vocabulary, max_windows=max_windows)
     try:
@@ -404,14 +411,14 @@ def watch(
         list[Path] | None, typer.Argument(help="Folders to watch [default: roots from the config]")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Log existing -> proposed; write nothing")] = False,
-    policy: Annotated[Policy | None, typer.Option(help="keep: never replace the owner's genre")] = None,
-    min_confidence: Annotated[float | None, typer.Option(help="Below this, record but do not tag")] = None,
-    top_k: Annotated[int | None, typer.Option(help="Genres written per track at most")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
-    max_windows: Annotated[int | None, typer.Option(help="Windows classified per track, spread over it")] = None,
-    tag_low_confidence: Annotated[bool | None, typer.Option("--tag-low-confidence/--no-tag-low-confidence")] = None,
+    policy: PolicyOption = None,
+    min_confidence: MinConfidenceOption = None,
+    top_k: TopKOption = None,
+    workers: WorkersOption = None,
+    max_windows: MaxWindowsOption = None,
+    tag_low_confidence: TagLowConfidenceOption = None,
     force: Annotated[bool, typer.Option("--force", help="Re-classify every track in the start-up catch-up")] = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Re-read every write and report mismatches")] = False,
+    verify: VerifyOption = False,
     quiet_seconds: Annotated[
         float | None, typer.Option(min=0.0, help="A file must be unchanged this long before it is read [5]")
     ] = None,
