@@ -126,5 +126,10 @@ def list_configs() -> None:
     Console().print(table)
 
 
+from trainer.transfer_cli import transfer  # noqa: E402 - the musicnn-transfer command (trainer/transfer.py)
+
+app.command("transfer")(transfer)
+
+
 def main() -> None:
     app()

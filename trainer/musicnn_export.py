@@ -4,22 +4,22 @@ Outputs (all computed from one pass of the int8-friendly backbone):
 
 * ``gtzan``: softmax over the 10 GTZAN genres, the linear head with its standardiser folded
   into the Dense weights (one Dense on the embedding, plus one on the taggram when the head
-  uses it: two layers summed rather than one on a concatenation, so in int8 the 0-1 taggram
-  keeps its own scale instead of sharing the embedding's);
+  uses it: two layers summed rather than one on a concatenation, a layout that also suits
+  full-integer int8, where a concatenation would force one scale on the 0-1 taggram and the embedding);
 * ``msd``: the genre-like MSD tags' sigmoid scores (a column gather of the taggram: exact in int8);
-* ``genres``: the default vocabulary, MSD genre tags plus ``classical``, ``disco`` and ``reggae``
-  from the GTZAN head, each as a *margin score* that is 0.5 exactly at that label's raw
-  threshold: ``sigmoid(logit_j − logit(t_j))`` for an MSD tag (its own logit, one Dense +
-  sigmoid on the embedding), ``sigmoid(log p_c − log t_c)`` for a GTZAN genre (from the
-  head's log-softmax). Sources on different scales (a softmax over 10 genres vs. independent
-  tag sigmoids) thus rank by how far each clears its own threshold, not by raw value;
+* ``genres``: a broad vocabulary, MSD genre tags plus ``classical``, ``disco`` and ``reggae``
+  from the GTZAN head, each as a *margin score* ``sigmoid(logit(p_j) − logit(t_j))``, which is
+  0.5 exactly at the label's raw threshold ``t_j`` (for an MSD tag, its own logit through one
+  Dense + sigmoid on the embedding; for a GTZAN genre, the logit of its softmax probability).
+  Sources on different scales (a softmax over 10 genres vs. independent tag sigmoids) thus rank
+  by how far each clears its own threshold, in the same log-odds units, not by raw value;
 * ``taggram`` (all 50 tags) and ``embedding`` (200-d), as the backbone gives them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,6 @@ import numpy as np
 
 from trainer.linear_head import FEATURE_SETS, LinearHead
 from trainer.pretrained import MSD_LABELS
-
-EMBEDDING_DIM = 200
 
 
 @dataclass(frozen=True)
@@ -57,8 +55,8 @@ def margin_scores(
     """The ``genres`` output computed in numpy from float window outputs (what the graph computes)."""
     tags = np.clip(taggram[:, [MSD_LABELS.index(t) for t in spec.msd_tags]].astype(np.float64), 1e-7, 1 - 1e-7)
     msd_part = 1 / (1 + np.exp(-(np.log(tags / (1 - tags)) - [_logit(t) for t in spec.msd_thresholds])))
-    probs = np.clip(gtzan[:, [genres.index(g) for g in spec.gtzan_genres]].astype(np.float64), 1e-7, 1.0)
-    gtzan_part = 1 / (1 + np.exp(-(np.log(probs) - np.log(spec.gtzan_thresholds))))
+    probs = np.clip(gtzan[:, [genres.index(g) for g in spec.gtzan_genres]].astype(np.float64), 1e-6, 1 - 1e-6)
+    gtzan_part = 1 / (1 + np.exp(-(np.log(probs / (1 - probs)) - [_logit(t) for t in spec.gtzan_thresholds])))
     return np.concatenate([msd_part, gtzan_part], axis=1).astype(np.float32)
 
 
@@ -82,20 +80,27 @@ def _layers() -> Any:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "columns": self.columns}
 
-    class Shift(keras.layers.Layer):
-        """``x + offsets`` (a constant per column)."""
+    class LogitMargin(keras.layers.Layer):
+        """``sigmoid(logit(p[:, columns]) − logit(thresholds))`` of probabilities ``p`` (float ops)."""
 
-        def __init__(self, offsets: Sequence[float], **kwargs: Any) -> None:
+        def __init__(self, columns: Sequence[int], thresholds: Sequence[float], **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self.offsets = [float(o) for o in offsets]
+            self.columns = [int(c) for c in columns]
+            self.thresholds = [float(t) for t in thresholds]
 
-        def call(self, x: Any) -> Any:
-            return x + keras.ops.convert_to_tensor(np.asarray(self.offsets, dtype=np.float32))
+        def call(self, p: Any) -> Any:
+            ops = keras.ops
+            picked = ops.clip(ops.take(p, np.asarray(self.columns, dtype=np.int32), axis=-1), 1e-6, 1 - 1e-6)
+            offsets = np.asarray([_logit(t) for t in self.thresholds], dtype=np.float32)
+            return ops.sigmoid(ops.log(picked) - ops.log(1.0 - picked) - ops.convert_to_tensor(offsets))
+
+        def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+            return (*input_shape[:-1], len(self.columns))
 
         def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "offsets": self.offsets}
+            return {**super().get_config(), "columns": self.columns, "thresholds": self.thresholds}
 
-    return keras, TakeColumns, Shift
+    return keras, TakeColumns, LogitMargin
 
 
 def build_export_model(
@@ -110,7 +115,7 @@ def build_export_model(
     ``backbone`` is :func:`~trainer.networks.musicnn.integer_friendly` of the loaded port (its
     ``logits`` layer gives the MSD tags' logits from the embedding).
     """
-    keras, take_columns, shift = _layers()
+    keras, take_columns, logit_margin = _layers()
     layers = keras.layers
     embedding = backbone.output["embedding"]
     taggram = backbone.output["taggram"]
@@ -121,7 +126,7 @@ def build_export_model(
     offset = 0
     for block in blocks:
         source = embedding if block == "embedding" else taggram
-        width = EMBEDDING_DIM if block == "embedding" else len(MSD_LABELS)
+        width = int(source.shape[-1])
         dense = layers.Dense(len(genres), use_bias=not partials, name=f"gtzan_from_{block}")
         partials.append(dense(source))
         dense.set_weights([kernel[offset : offset + width]] + ([bias] if len(partials) == 1 else []))
@@ -144,41 +149,11 @@ def build_export_model(
             tag_kernel[:, columns],
             (tag_bias[columns] - np.array([_logit(t) for t in spec.msd_thresholds])).astype(np.float32),
         ])
-        # GTZAN part: log-softmax of the head's logits, shifted by -log(threshold).
-        log_probs = layers.Activation("log_softmax", name="gtzan_log_probs")(logits)
-        picked = take_columns([list(genres).index(g) for g in spec.gtzan_genres], name="genres_gtzan_take")(log_probs)
-        shifted = shift([-math.log(t) for t in spec.gtzan_thresholds], name="genres_gtzan_shift")(picked)
-        gtzan_part = layers.Activation("sigmoid", name="genres_gtzan")(shifted)
+        # GTZAN part: the logit of the head's probability, shifted by the threshold's logit.
+        columns = [list(genres).index(g) for g in spec.gtzan_genres]
+        gtzan_part = logit_margin(columns, spec.gtzan_thresholds, name="genres_gtzan")(gtzan)
         outputs["genres"] = layers.Concatenate(axis=-1, name="genres")([msd_part, gtzan_part])
     return keras.Model(inputs=backbone.input, outputs=outputs, name="musicnn_transfer")
-
-
-def convert_int8(model: Any, calibration: np.ndarray, path: Path, seed: int = 0, count: int = 256) -> dict[str, str]:
-    """Full-integer int8 TFLite of ``model`` at ``path``, calibrated on ``count`` of ``calibration``'s windows.
-
-    Returns the signature output -> tensor name mapping (what the card's ``output`` fields name).
-    """
-    import tensorflow as tf
-
-    from trainer.convert import _quiet, output_names, representative
-
-    samples = representative(calibration, count=count, seed=seed)
-
-    def dataset() -> Iterator[list[np.ndarray]]:
-        for window in samples:
-            yield [window]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    with _quiet():
-        content = converter.convert()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return output_names(content)
 
 
 def convert_float(model: Any, path: Path) -> dict[str, str]:
