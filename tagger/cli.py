@@ -210,6 +210,7 @@ def classify(
     head = chosen.head
     windows = chosen.window_probabilities(analysis)  # one row, no timeline, for a learned vocabulary
     genres = aggregate(windows, head, top_k=top_k, min_confidence=settings.min_confidence)
+    written = aggregate(windows, head, top_k=settings.top_k, min_confidence=settings.min_confidence).chosen
     timeline_rows = list(zip(analysis.window_starts, windows, strict=True)) if chosen.needs_audio else []
     if as_json:
         stdout.print_json(
@@ -221,7 +222,7 @@ def classify(
                 "genres": [
                     {"genre": s.genre, "label": s.label, "confidence": round(s.confidence, 4)} for s in genres.ranked
                 ],
-                "chosen": list(genres.chosen),
+                "chosen": list(written),
                 "vocabularies": available(card, database_url(settings.db)),
                 "windows": [
                     {
@@ -241,7 +242,7 @@ def classify(
     for score in genres.ranked:
         table.add_row(score.genre, f"{score.confidence:.3f}")
     stdout.print(table)
-    stdout.print(f"would write: {', '.join(genres.chosen) or '(nothing: below threshold)'}")
+    stdout.print(f"would write: {', '.join(written) or '(nothing: below threshold)'}")
     timeline = Table(title="timeline")
     timeline.add_column("start", justify="right")
     timeline.add_column("genre")
