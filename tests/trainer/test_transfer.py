@@ -86,11 +86,11 @@ def test_export_model_equals_backbone_plus_head_in_float(tiny: dict[str, Any]) -
     out = {k: np.asarray(v) for k, v in tiny["model"](windows, training=False).items()}
     table = WindowTable({"embedding": out["embedding"], "taggram": out["taggram"]}, np.zeros(6, int), np.arange(6),
                         np.ones(6, dtype=bool))  # fmt: skip
-    np.testing.assert_allclose(out["gtzan"], tiny["head"].predict_proba(table), atol=1e-4)
+    # float32 Keras against sklearn's float64 head: 1.2e-4 seen when other tests change TF's thread pools first.
+    np.testing.assert_allclose(out["gtzan"], tiny["head"].predict_proba(table), atol=5e-4)
     np.testing.assert_allclose(out["msd"], out["taggram"][:, [MSD_LABELS.index(t) for t in MSD_TAGS]], atol=1e-6)
     expected = margin_scores(out["taggram"], out["gtzan"], SPEC, GTZAN_GENRES)
-    # float32 layers against a float64 reference of the same piecewise-linear map: 1e-4 was seen exceeded by 2e-5.
-    np.testing.assert_allclose(out["genres"], expected, atol=5e-4)
+    np.testing.assert_allclose(out["genres"], expected, atol=1e-4)
     # 0.5 exactly at the raw threshold: a tag at 0.3 and a genre at its threshold.
     at = margin_scores(np.full((1, 50), 0.3), np.full((1, 10), 0.4), SPEC, GTZAN_GENRES)
     np.testing.assert_allclose(at[0, : len(MSD_TAGS) + 1], 0.5, atol=1e-6)
