@@ -313,6 +313,8 @@ class Library:
             track.status = TrackStatus.DONE
             track.error = report.reason or None
             refresh_state(track)
+            if error:
+                track.mtime = None  # retried next run: making a file writable (chmod) leaves its mtime alone
         return report
 
     @staticmethod

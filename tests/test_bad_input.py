@@ -108,6 +108,10 @@ def test_read_only_file_is_classified_and_recorded(bad_library: Path, database: 
         track = session.query(Track).one()
         assert track.results and "read-only" in (track.error or "")
     assert open_tags(path).read_genres() == []
+    path.chmod(0o644)  # the owner makes it writable: the next scan writes the genre
+    again = scan(database, tiny_card, [(bad_library, path)])
+    assert again["read-only.ogg"].outcome is Outcome.TAGGED
+    assert open_tags(path).read_genres() != []
 
 
 def _deleting(files: list[tuple[Path, Path]], victim: Path, replacement: Path | None) -> Iterator[tuple[Path, Path]]:
