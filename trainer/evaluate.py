@@ -55,21 +55,9 @@ def score(probabilities: np.ndarray, data: WindowSet, genres: tuple[str, ...]) -
     labels = list(range(len(genres)))
     true, predicted = track_predictions(probabilities, data)
     precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=labels, zero_division=0)
-    per_genre = {
-        g: {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
-        }
-        for i, g in enumerate(genres)
-    }
+    per_genre = _per_genre(genres, precision, recall, f1, support)
     present = (support > 0) | (np.bincount(predicted, minlength=len(genres)) > 0)
-    macro = {
-        "precision": float(precision[present].mean()),
-        "recall": float(recall[present].mean()),
-        "f1": float(f1[present].mean()),
-    }
+    macro = _macro(precision, recall, f1, present)
     return Scores(
         window_accuracy=float((probabilities.argmax(axis=1) == data.labels).mean()),
         track_accuracy=float((true == predicted).mean()),
@@ -93,6 +81,28 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0}
 
 
+def _per_genre(
+    genres: tuple[str, ...], precision: np.ndarray, recall: np.ndarray, f1: np.ndarray, support: np.ndarray,
+    keep: np.ndarray | None = None,
+) -> dict[str, dict[str, Any]]:
+    """One row per genre (only where ``keep`` is true, when given)."""
+    return {
+        g: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+            "support": int(support[i])}
+        for i, g in enumerate(genres)
+        if keep is None or keep[i]
+    }  # fmt: skip
+
+
+def _macro(precision: np.ndarray, recall: np.ndarray, f1: np.ndarray, present: np.ndarray) -> dict[str, float]:
+    """Macro averages over the genres present in the truth or the predictions, as scikit-learn does."""
+    return {
+        "precision": float(precision[present].mean()),
+        "recall": float(recall[present].mean()),
+        "f1": float(f1[present].mean()),
+    }
+
+
 def from_confusion(
     confusion: np.ndarray, genres: tuple[str, ...]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
@@ -106,21 +116,8 @@ def from_confusion(
     total = precision + recall
     f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(hits), where=total > 0)
     present = (support > 0) | (predicted > 0)
-    per_genre = {
-        g: {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
-        }
-        for i, g in enumerate(genres)
-        if present[i]
-    }
-    macro = {
-        "precision": float(precision[present].mean()),
-        "recall": float(recall[present].mean()),
-        "f1": float(f1[present].mean()),
-    }
+    per_genre = _per_genre(genres, precision, recall, f1, support, keep=present)
+    macro = _macro(precision, recall, f1, present)
     return per_genre, macro
 
 
