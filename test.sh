@@ -21,8 +21,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
 .venv/bin/pip install -q -e ".[train,dev]"
 
-echo "== ruff, mypy"
+echo "== ruff (lint, format), mypy"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy
 
 echo "== pytest (ai-edge-litert, tensorflow)"

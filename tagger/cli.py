@@ -13,7 +13,7 @@ from rich.table import Table
 
 from tagger import __version__
 from tagger.config import ConfigError, Settings, database_url, load_settings
-from tagger.errors import TaggerError
+from tagger.errors import ModelError, TaggerError
 from tagger.policy import Policy
 
 # Each command imports what it uses: `tagger classify` must start fast, without SQLAlchemy,
@@ -135,14 +135,19 @@ def scan(
     )
     with scanner, progress:
         task = progress.add_task("listing", total=None)
-        for report in scanner.scan(roots, on_planned=lambda n: progress.update(task, total=n, description="scanning")):
-            summary.add(report)
-            progress.advance(task)
-            if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG) and not as_json:
-                arrow = f"{', '.join(report.existing) or '(none)'} -> {', '.join(report.proposed)}"
-                progress.console.print(
-                    f"{report.outcome.value:>9}  {report.path}  {arrow}", markup=False, highlight=False
-                )
+        try:
+            for report in scanner.scan(
+                roots, on_planned=lambda n: progress.update(task, total=n, description="scanning")
+            ):
+                summary.add(report)
+                progress.advance(task)
+                if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG) and not as_json:
+                    arrow = f"{', '.join(report.existing) or '(none)'} -> {', '.join(report.proposed)}"
+                    progress.console.print(
+                        f"{report.outcome.value:>9}  {report.path}  {arrow}", markup=False, highlight=False
+                    )
+        except ModelError as error:  # the workers could not load the model: nothing was classified
+            raise _fail(error) from error
     _print_summary(summary, as_json)
     if summary.counts.get(Outcome.FAILED.value) and summary.counts.total() == summary.counts[Outcome.FAILED.value]:
         raise typer.Exit(1)

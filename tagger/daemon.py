@@ -81,6 +81,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from tagger.config import Settings, WatchSettings
+from tagger.errors import ModelError
 from tagger.library import FileState, Library, Outcome, TagOptions, TrackReport
 from tagger.scan import Scanner
 from tagger.sdnotify import Notifier
@@ -610,6 +611,11 @@ class Daemon:
                 if self._next_reconcile is not None:
                     timeout = min(timeout, max(0.01, self._next_reconcile - time.monotonic()))
                 self._wake.wait(timeout)
+        except ModelError as error:
+            log.error("%s; exiting", error)
+            self.crashed = True
+            self.errors += 1
+            self._stop.set()
         except Exception:
             log.exception("the processor failed; exiting so that the service manager restarts us")
             self.crashed = True
@@ -736,6 +742,8 @@ class Daemon:
         except KeyboardInterrupt:
             # a worker caught the terminal's Ctrl-C (it reaches the whole process group): we are stopping too
             self.request_stop()
+        except ModelError:
+            raise  # no file's fault: the workers cannot load the model, so every track would fail
         except Exception:
             rest = [(root, path) for root, path in batch if path not in done]
             if len(batch) == 1:

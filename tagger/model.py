@@ -196,10 +196,13 @@ class Classifier:
         interpreter_type, self.runtime = interpreter_class()
         limit_blas_threads(threads or 1)
         with _native_stderr_silenced():  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line
-            self._interpreter = interpreter_type(model_path=str(card.model_file), num_threads=threads or 1)
-            self._input = self._interpreter.get_input_details()[0]
-            self.batch_size = batch_size
-            self._resize(batch_size)
+            try:
+                self._interpreter = interpreter_type(model_path=str(card.model_file), num_threads=threads or 1)
+                self._input = self._interpreter.get_input_details()[0]
+                self.batch_size = batch_size
+                self._resize(batch_size)
+            except (ValueError, RuntimeError) as error:  # what the runtimes raise for a bad or truncated file
+                raise ModelError(f"cannot load model file {card.model_file}: {error}") from error
         outputs = {d["name"]: d for d in self._interpreter.get_output_details()}
         self._output_index = {name: self._find_output(outputs, head.output) for name, head in card.heads.items()}
         self._embedding_index = self._find_output(outputs, card.embedding_output) if card.embedding_output else None

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-from tagger.errors import FileError
+from tagger.errors import FileError, ModelError
 from tagger.learned import stored_analyses
 from tagger.library import FileState, Library, Outcome, TrackReport
 from tagger.model import Classifier, ModelCard
@@ -43,10 +44,13 @@ class ScanSummary:
 
 # ---------------------------------------------------------------- worker side
 _worker_classifier: Classifier | None = None
+_worker_load_error: ModelError | None = None
+_workers_loaded: Barrier | None = None
+_LOAD_TIMEOUT = 300.0  # seconds for every worker to import and load the model
 
 
-def _init_worker(card: ModelCard, threads: int) -> None:
-    global _worker_classifier
+def _init_worker(card: ModelCard, threads: int, loaded: Barrier) -> None:
+    global _worker_classifier, _worker_load_error, _workers_loaded
     # Ctrl-C reaches the whole process group; the parent decides how to stop, the workers just get killed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not os.environ.get("TAGGER_DEBUG"):
@@ -55,7 +59,11 @@ def _init_worker(card: ModelCard, threads: int) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
-    _worker_classifier = Classifier(card, threads=threads)
+    _workers_loaded = loaded
+    try:
+        _worker_classifier = Classifier(card, threads=threads)
+    except ModelError as error:  # told to the parent by _ready(): an initializer that raises only breaks the pool
+        _worker_load_error = error
 
 
 def analyse_safely(path: Path, classifier: Classifier, max_windows: int | None) -> Analysed:
@@ -70,8 +78,12 @@ def analyse_safely(path: Path, classifier: Classifier, max_windows: int | None) 
         return FileError(path, f"unexpected {type(error).__name__}: {error}")
 
 
-def _ready() -> bool:
-    return _worker_classifier is not None
+def _ready() -> ModelError | None:
+    """Blocks until every worker has loaded its model: while one waits here it takes no other task,
+    so ``workers`` of these calls finishing means each worker ran one. Returns why the load failed."""
+    assert _workers_loaded is not None
+    _workers_loaded.wait(_LOAD_TIMEOUT)
+    return _worker_load_error
 
 
 def _analyse_in_worker(path: Path, max_windows: int | None) -> Analysed:
@@ -225,15 +237,19 @@ class Scanner:
 
     def _submit(self, path: Path) -> Future[Analysed]:
         if self._pool is None:
+            context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
                 self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=context,
                 initializer=_init_worker,
-                initargs=(self.library.card, self.threads),
+                initargs=(self.library.card, self.threads, context.Barrier(self.workers)),
             )
-            # Wait for the workers to load the model, so per-track timeouts time tracks, not start-up.
+            # Wait for every worker to load the model, so per-track timeouts time tracks, not start-up
+            # (and no worker idles through the first tracks while another is still importing).
             for ready in [self._pool.submit(_ready) for _ in range(self.workers)]:
-                ready.result()
+                if (error := ready.result()) is not None:
+                    self.close()
+                    raise error
         return self._pool.submit(_analyse_in_worker, path, self.max_windows)
 
     def _restart_pool(self) -> None:

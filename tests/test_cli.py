@@ -97,6 +97,23 @@ def test_errors_are_clear_and_exit_non_zero(tmp_path: Path, env: dict[str, str])
     assert no_model.exit_code == 1 and "no model card" in no_model.output
 
 
+def test_a_corrupt_model_file_stops_scan_and_watch_with_its_reason(
+    music: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    card = tmp_path / "broken.json"
+    card.write_text(TINY_CARD.read_text())
+    (tmp_path / "tiny.tflite").write_bytes(TINY_CARD.with_suffix(".tflite").read_bytes()[:5000])  # truncated
+    before = {p: p.read_bytes() for p in (music / "album").iterdir()}
+    runner = CliRunner()
+    for command in (["scan", str(music), "--workers", "2"], ["watch", str(music)]):
+        result = runner.invoke(app, [*command, "--model", str(card)])
+        assert result.exit_code == 1, result.output
+        message = result.output if command[0] == "scan" else result.stderr
+        assert "cannot load model file" in message and "tiny.tflite" in message
+        assert "Traceback" not in message
+    assert {p: p.read_bytes() for p in (music / "album").iterdir()} == before
+
+
 def test_config_file_sets_defaults_and_flags_override(music: Path, tmp_path: Path, env: dict[str, str]) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'roots = ["{music}"]\nmodel = "{TINY_CARD}"\nmin_confidence = 1.0\n')

@@ -82,7 +82,11 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 
 def _per_genre(
-    genres: tuple[str, ...], precision: np.ndarray, recall: np.ndarray, f1: np.ndarray, support: np.ndarray,
+    genres: tuple[str, ...],
+    precision: np.ndarray,
+    recall: np.ndarray,
+    f1: np.ndarray,
+    support: np.ndarray,
     keep: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """One row per genre (only where ``keep`` is true, when given)."""

@@ -49,9 +49,7 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def margin_scores(
-    taggram: np.ndarray, gtzan: np.ndarray, spec: VocabularySpec, genres: Sequence[str]
-) -> np.ndarray:
+def margin_scores(taggram: np.ndarray, gtzan: np.ndarray, spec: VocabularySpec, genres: Sequence[str]) -> np.ndarray:
     """The ``genres`` output computed in numpy from float window outputs (what the graph computes)."""
     tags = np.clip(taggram[:, [MSD_LABELS.index(t) for t in spec.msd_tags]].astype(np.float64), 1e-7, 1 - 1e-7)
     msd_part = 1 / (1 + np.exp(-(np.log(tags / (1 - tags)) - [_logit(t) for t in spec.msd_thresholds])))
@@ -145,10 +143,12 @@ def build_export_model(
         columns = [MSD_LABELS.index(t) for t in spec.msd_tags]
         margin = layers.Dense(len(columns), activation="sigmoid", name="genres_msd")
         msd_part = margin(embedding)
-        margin.set_weights([
-            tag_kernel[:, columns],
-            (tag_bias[columns] - np.array([_logit(t) for t in spec.msd_thresholds])).astype(np.float32),
-        ])
+        margin.set_weights(
+            [
+                tag_kernel[:, columns],
+                (tag_bias[columns] - np.array([_logit(t) for t in spec.msd_thresholds])).astype(np.float32),
+            ]
+        )
         # GTZAN part: the logit of the head's probability, shifted by the threshold's logit.
         columns = [list(genres).index(g) for g in spec.gtzan_genres]
         gtzan_part = logit_margin(columns, spec.gtzan_thresholds, name="genres_gtzan")(gtzan)

@@ -483,8 +483,12 @@ def choose_thresholds(
         entry = {**_threshold_dict(chosen), "cv": cross_validated_f1(scores, positive, local_splits, THRESHOLD_FLOOR)}
         if chosen.f1 < MIN_TRUSTED_F1:
             msd[tag] = UNMAPPED_THRESHOLD
-            evidence["msd"][tag] = {**entry, "value": msd[tag], "rule": f"mapped, but best F1 {chosen.f1:.2f} < "
-                                    f"{MIN_TRUSTED_F1}: treated as unmapped", "f1_optimal": chosen.value}
+            evidence["msd"][tag] = {
+                **entry,
+                "value": msd[tag],
+                "rule": f"mapped, but best F1 {chosen.f1:.2f} < {MIN_TRUSTED_F1}: treated as unmapped",
+                "f1_optimal": chosen.value,
+            }
             continue
         msd[tag] = chosen.value
         trusted[tag] = positive
@@ -669,19 +673,26 @@ def _run(options: Options) -> dict[str, Any]:
         ff = fit_fold(prepared, config, "fault-filtered", "fault-filtered", ff_split.train + ff_split.valid,
                       ff_split.test, budgets=True)  # fmt: skip
         int8_parity(prepared, config, ff, scratch, options.workers, options.download)
-        log(f"fault-filtered hold-out: {len(ff.train)} train, {len(ff.test)} test clips, macro-F1 "
-            f"{ff.scores.macro['f1']:.3f}, int8 {ff.int8_scores.macro['f1']:.3f}")  # type: ignore[union-attr]
+        assert ff.int8_scores is not None  # int8_parity just set it
+        log(
+            f"fault-filtered hold-out: {len(ff.train)} train, {len(ff.test)} test clips, macro-F1 "
+            f"{ff.scores.macro['f1']:.3f}, int8 {ff.int8_scores.macro['f1']:.3f}"
+        )
         lists = [fit_fold(prepared, config, "lists-3fold", f"test={part}", train, test)
                  for part, train, test in lists_3fold(dataset, options.lists_dir)]  # fmt: skip
         for fold in lists:
-            log(f"lists-3fold {fold.name}: {len(fold.test)} scored, excluded {fold.excluded}, "
-                f"macro-F1 {fold.scores.macro['f1']:.3f}")
+            log(
+                f"lists-3fold {fold.name}: {len(fold.test)} scored, excluded {fold.excluded}, "
+                f"macro-F1 {fold.scores.macro['f1']:.3f}"
+            )
 
     # 3. Thresholds and the vocabulary evidence.
     thresholds = choose_thresholds(prepared, config, cv_folds, [(s.train + s.valid, s.test) for s in splits])
     evidence = vocabulary_evidence(prepared, config, cv_folds, thresholds)
-    log("vocabularies at top-1 on held-out folds: " + ", ".join(
-        f"{k} {v['right_rate']:.3f} right, {v['total']['nothing']} nothing" for k, v in evidence.items()))
+    log(
+        "vocabularies at top-1 on held-out folds: "
+        + ", ".join(f"{k} {v['right_rate']:.3f} right, {v['total']['nothing']} nothing" for k, v in evidence.items())
+    )
 
     # 4. The shipped model: head on every clip, int8 with every head, card.
     shipped = _ship(options, prepared, thresholds, log)
@@ -788,8 +799,10 @@ def _ship(options: Options, prepared: Prepared, thresholds: Thresholds, log: Cal
     float_taggrams = {i: prepared.outputs[i].grid.taggram for i in everything}
     int8_taggrams = {i: int8_taggram[eval_table.tracks == i] for i in everything}
     zero_shot = {"float": zero_shot_counts(float_taggrams, prepared), "int8": zero_shot_counts(int8_taggrams, prepared)}
-    log(f"int8 {int8_path.stat().st_size} bytes; zero-shot top-3 float {zero_shot['float']['total']}, "
-        f"int8 {zero_shot['int8']['total']}; gtzan agreement {parity['gtzan_track_agreement']:.3f}")
+    log(
+        f"int8 {int8_path.stat().st_size} bytes; zero-shot top-3 float {zero_shot['float']['total']}, "
+        f"int8 {zero_shot['int8']['total']}; gtzan agreement {parity['gtzan_track_agreement']:.3f}"
+    )
     return Shipped(head, selection, outputs, float_outputs, int8_path.stat().st_size, float_path.stat().st_size,
                    zero_shot, parity, speed)  # fmt: skip
 
@@ -824,8 +837,7 @@ def _metrics(
     int8_summary = summarise([f.int8_scores for f in parity_folds if f.int8_scores], genres)
     float_on_parity = summarise([f.scores for f in parity_folds], genres)
     budgets = {
-        key: summarise([f.budgets[key] for f in cv_folds], genres)
-        for key in [*(str(b) for b in config.budgets), "all"]
+        key: summarise([f.budgets[key] for f in cv_folds], genres) for key in [*(str(b) for b in config.budgets), "all"]
     }
     pooled = np.sum([f.scores.confusion for f in lists], axis=0)
     from trainer.evaluate import from_confusion
@@ -844,8 +856,10 @@ def _metrics(
             "on its held-out clips",
             "float": float_on_parity,
             "int8": int8_summary,
-            "track_agreement": {"mean": float(np.mean([f.int8_agreement for f in parity_folds])),
-                                "min": float(np.min([f.int8_agreement for f in parity_folds]))},
+            "track_agreement": {
+                "mean": float(np.mean([f.int8_agreement for f in parity_folds])),
+                "min": float(np.min([f.int8_agreement for f in parity_folds])),
+            },
             "int8_bytes": max(f.int8_bytes or 0 for f in parity_folds),
         },
         "fault_filtered": {
@@ -863,8 +877,12 @@ def _metrics(
             "protocol": "each fault-filtered list (train / valid / test) scored by a head trained on the other two "
             "(artist-disjoint); test clips of a genre absent from the other two lists are excluded and counted",
             "folds": [f.row() for f in lists],
-            "pooled": {"per_genre": lists_per_genre, "macro": lists_macro, "confusion": pooled.tolist(),
-                       "tracks": int(pooled.sum())},
+            "pooled": {
+                "per_genre": lists_per_genre,
+                "macro": lists_macro,
+                "confusion": pooled.tolist(),
+                "tracks": int(pooled.sum()),
+            },
         },
         "window_budget": {
             "protocol": "CV folds (all repeats); each held-out clip classified from the windows the tagger picks "
@@ -918,78 +936,81 @@ def _card(
         round(parity["macro_f1_difference_points"], 6) <= 1.0 and parity["track_agreement"] >= 0.98
         and shipped.int8_bytes < 4 * 1024 * 1024 and shipped.zero_shot["int8"]["total"][0] >= 60
     )  # fmt: skip
-    return plain({
-        "schema_version": CARD_SCHEMA_VERSION,
-        "name": options.name,
-        "version": options.version,
-        "model_file": f"{options.name}.tflite",
-        "features": config.features.to_dict(),
-        "heads": heads_for_card(genres, shipped.outputs, config.msd_tags, thresholds.msd, spec, thresholds.genres),
-        "default_head": config.default_head,
-        "input_layout": "frames_mels",
-        "embedding_output": shipped.outputs["embedding"],
-        "taggram_output": shipped.outputs["taggram"],
-        "max_windows": config.max_windows,
-        "quantization": "int8-selective",
-        "quantization_detail": "int8 for the input batch norm and the two timbral blocks (conv, batch norm, "
-        "frequency max-pool: ~85% of the multiply-adds), float32 for every other op; float32 input and outputs. "
-        "Full-integer int8 leaves the embedding ~30% off and flips ~10% of tracks: see trainer/musicnn_int8.py",
-        "float_model_file": f"{options.name}.float.tflite",
-        "float_outputs": shipped.float_outputs,
-        "configuration": config.name,
-        "configuration_detail": config.to_dict(),
-        "architecture": {
-            "backbone": "MSD_musicnn (Pons & Serra 2019), frozen, Keras port rearranged by integer_friendly (equal "
-            "in float); 187x96 log10(1+10000 mel) windows at 16 kHz (3 s)",
-            "head": f"standardise + multinomial logistic regression on {shipped.selection.feature_set} "
-            f"(C={shipped.selection.c:g}, class-balanced), folded into Dense layers; softmax output 'gtzan'",
-            "outputs": {
-                "gtzan": "softmax over the GTZAN genres",
-                "msd": f"sigmoid scores of the {len(config.msd_tags)} genre-like MSD tags (a gather of the taggram)",
-                "genres": "margin scores: sigmoid(tag logit - logit(raw threshold)) for the MSD tags, "
-                "sigmoid(log p - log(raw threshold)) for classical/disco/reggae from the gtzan head; 0.5 at the "
-                "raw threshold, so labels from both sources rank by how far they clear their own threshold",
-                "taggram": "all 50 MSD tag scores",
-                "embedding": "200-d penultimate layer of the backbone (stored per track, for `tagger learn`)",
+    return plain(
+        {
+            "schema_version": CARD_SCHEMA_VERSION,
+            "name": options.name,
+            "version": options.version,
+            "model_file": f"{options.name}.tflite",
+            "features": config.features.to_dict(),
+            "heads": heads_for_card(genres, shipped.outputs, config.msd_tags, thresholds.msd, spec, thresholds.genres),
+            "default_head": config.default_head,
+            "input_layout": "frames_mels",
+            "embedding_output": shipped.outputs["embedding"],
+            "taggram_output": shipped.outputs["taggram"],
+            "max_windows": config.max_windows,
+            "quantization": "int8-selective",
+            "quantization_detail": "int8 for the input batch norm and the two timbral blocks (conv, batch norm, "
+            "frequency max-pool: ~85% of the multiply-adds), float32 for every other op; float32 input and outputs. "
+            "Full-integer int8 leaves the embedding ~30% off and flips ~10% of tracks: see trainer/musicnn_int8.py",
+            "float_model_file": f"{options.name}.float.tflite",
+            "float_outputs": shipped.float_outputs,
+            "configuration": config.name,
+            "configuration_detail": config.to_dict(),
+            "architecture": {
+                "backbone": "MSD_musicnn (Pons & Serra 2019), frozen, Keras port rearranged by integer_friendly (equal "
+                "in float); 187x96 log10(1+10000 mel) windows at 16 kHz (3 s)",
+                "head": f"standardise + multinomial logistic regression on {shipped.selection.feature_set} "
+                f"(C={shipped.selection.c:g}, class-balanced), folded into Dense layers; softmax output 'gtzan'",
+                "outputs": {
+                    "gtzan": "softmax over the GTZAN genres",
+                    "msd": f"sigmoid scores of the {len(config.msd_tags)} genre-like MSD tags "
+                    "(a gather of the taggram)",
+                    "genres": "margin scores: sigmoid(tag logit - logit(raw threshold)) for the MSD tags, "
+                    "sigmoid(log p - log(raw threshold)) for classical/disco/reggae from the gtzan head; 0.5 at the "
+                    "raw threshold, so labels from both sources rank by how far they clear their own threshold",
+                    "taggram": "all 50 MSD tag scores",
+                    "embedding": "200-d penultimate layer of the backbone (stored per track, for `tagger learn`)",
+                },
+                "selection": shipped.selection.to_dict(),
+                "fine_tuning": "none: see trainer/transfer.py (too little data, CPU hours, and the int8 layout)",
             },
-            "selection": shipped.selection.to_dict(),
-            "fine_tuning": "none: see trainer/transfer.py (too little data, CPU hours, and the int8 layout)",
-        },
-        "seed": config.seed,
-        "split": {
-            "protocols": ["cv", "fault-filtered", "lists-3fold"],
-            "data_root": str(prepared.dataset.root),
-            "clips_found": len(prepared.dataset.clips),
-            "per_genre": prepared.dataset.counts(),
-            "unreadable": sorted(prepared.failed),
-            "fault_filtered_counts": {"train+valid": len(ff.train), "test": len(ff.test)},
-            "shipped_model": f"head trained on all {len(prepared.outputs)} clips; metrics from the protocols",
-        },
-        "metrics": metrics,
-        "thresholds": {
-            "method": "Per label, the cut-off on the track score (mean of window scores) maximising F1 of 'label "
-            "written' vs 'clip of the mapped GTZAN genre' on the sample (halfway between neighbouring scores, the "
-            "median of equally good cut-offs): MSD tags on their raw scores (rock, classic rock -> rock; metal, "
-            f"heavy metal -> metal; blues, jazz, pop, Hip-Hop, country -> their genre), kept only if that F1 is "
-            f">= {MIN_TRUSTED_F1}; classical/disco/reggae on the CV folds' held-out gtzan probabilities. Unmapped "
-            f"MSD tags (and classic rock, whose best F1 on GTZAN rock is ~0.1) get {UNMAPPED_THRESHOLD}: the "
-            "network's own 'more likely than not', above every trusted mapped cut-off but jazz's. The genres "
-            "vocabulary's margin scores are 0.5 at each raw threshold; its trusted labels' cut-offs are re-chosen "
-            "on the margin scores the same way, the others stay 0.5.",
-            "evidence": thresholds.evidence,
-            "vocabularies_top1_on_held_out_folds": evidence,
-        },
-        "parity": parity,
-        "speed": shipped.speed,
-        "training": {"seconds": round(seconds, 1), "backbone_outputs_seconds": round(prepared.seconds, 1)},
-        "data_fingerprint": prepared.dataset.fingerprint(),
-        "backbone_fingerprint": prepared.fingerprint,
-        "trainer_version": TRAINER_VERSION,
-        "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
-        "licence": LICENCE,
-        "reproduce": f"tagger-train transfer --data {options.data} --out {options.out}"
-        + (f" --ship {options.ship}" if options.ship else ""),
-    })
+            "seed": config.seed,
+            "split": {
+                "protocols": ["cv", "fault-filtered", "lists-3fold"],
+                "data_root": str(prepared.dataset.root),
+                "clips_found": len(prepared.dataset.clips),
+                "per_genre": prepared.dataset.counts(),
+                "unreadable": sorted(prepared.failed),
+                "fault_filtered_counts": {"train+valid": len(ff.train), "test": len(ff.test)},
+                "shipped_model": f"head trained on all {len(prepared.outputs)} clips; metrics from the protocols",
+            },
+            "metrics": metrics,
+            "thresholds": {
+                "method": "Per label, the cut-off on the track score (mean of window scores) maximising F1 of 'label "
+                "written' vs 'clip of the mapped GTZAN genre' on the sample (halfway between neighbouring scores, the "
+                "median of equally good cut-offs): MSD tags on their raw scores (rock, classic rock -> rock; metal, "
+                f"heavy metal -> metal; blues, jazz, pop, Hip-Hop, country -> their genre), kept only if that F1 is "
+                f">= {MIN_TRUSTED_F1}; classical/disco/reggae on the CV folds' held-out gtzan probabilities. Unmapped "
+                f"MSD tags (and classic rock, whose best F1 on GTZAN rock is ~0.1) get {UNMAPPED_THRESHOLD}: the "
+                "network's own 'more likely than not', above every trusted mapped cut-off but jazz's. The genres "
+                "vocabulary's margin scores are 0.5 at each raw threshold; its trusted labels' cut-offs are re-chosen "
+                "on the margin scores the same way, the others stay 0.5.",
+                "evidence": thresholds.evidence,
+                "vocabularies_top1_on_held_out_folds": evidence,
+            },
+            "parity": parity,
+            "speed": shipped.speed,
+            "training": {"seconds": round(seconds, 1), "backbone_outputs_seconds": round(prepared.seconds, 1)},
+            "data_fingerprint": prepared.dataset.fingerprint(),
+            "backbone_fingerprint": prepared.fingerprint,
+            "trainer_version": TRAINER_VERSION,
+            "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
+            "licence": LICENCE,
+            "reproduce": f"tagger-train transfer --data {options.data} --out {options.out}"
+            + (f" --ship {options.ship}" if options.ship else ""),
+        }
+    )
 
 
 def plain(card: dict[str, Any]) -> dict[str, Any]:

@@ -47,9 +47,18 @@ def transfer(
     )  # fmt: skip
     card = run(
         Options(
-            data=data, out=out, config=config, name=name, version=version, cache_dir=cache_dir or default_cache_dir(),
-            lists_dir=lists or LISTS_DIR, ship=ship, compare=list(compare), speed_file=speed_track,
-            workers=workers, log=lambda message: console.log(message),
+            data=data,
+            out=out,
+            config=config,
+            name=name,
+            version=version,
+            cache_dir=cache_dir or default_cache_dir(),
+            lists_dir=lists or LISTS_DIR,
+            ship=ship,
+            compare=list(compare),
+            speed_file=speed_track,
+            workers=workers,
+            log=lambda message: console.log(message),
         )
     )
     cv = card["metrics"]["cv"]["float"]["macro"]["f1"]

@@ -217,7 +217,8 @@ def write_report(out: Path, card: dict[str, Any], genres: tuple[str, ...], compa
         "Wrong labels written at top-1 (genre: label count):",
         "",
         *(
-            f"- {name}: " + "; ".join(
+            f"- {name}: "
+            + "; ".join(
                 f"{genre}: " + ", ".join(f"{label} {n}" for label, n in sorted(wrong.items(), key=lambda x: -x[1])[:3])
                 for genre, wrong in v.get("wrong_labels", {}).items()
             )

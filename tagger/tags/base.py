@@ -319,8 +319,8 @@ def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T
     tmp = Path(tmp_name)
     replaced = False
     try:
-        with open(fd, "wb") as dst, open(target, "rb") as src:
-            shutil.copyfileobj(src, dst, _COPY_CHUNK)
+        os.close(fd)
+        shutil.copyfile(target, tmp)  # in-kernel copy (sendfile) on Linux: no pass through Python's buffers
         result = edit(tmp)
         _copy_file_metadata(target, tmp, before)
         _fsync_path(tmp)
