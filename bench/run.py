@@ -644,9 +644,9 @@ def bench_cold_start(bench: Bench, corpus: Corpus) -> None:
     )
 
 
-def _child(bench: Bench, kind: str, files: Sequence[Path]) -> dict[str, Any]:
+def _child(bench: Bench, kind: str, files: Sequence[Path], env: dict[str, str] | None = None) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), "_child", kind, bench.model, str(bench.args.repeat)]
-    result = measure([*command, *map(str, files)], bench.env)
+    result = measure([*command, *map(str, files)], {**bench.env, **(env or {})})
     if result.returncode != 0:
         raise SystemExit(f"{kind} child failed")
     data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -673,7 +673,56 @@ def bench_naive(bench: Bench, corpus: Corpus, scans: dict[int, dict[str, float]]
             speedup >= NAIVE_SPEEDUP_MIN,
         )
     )
-    bench.add(Row("Keras model.predict per window", "skipped", note="no Keras model is shipped beside the cards"))
+    keras_title = "naive baseline, Keras: librosa.load + melspectrogram + model.predict per window (CPU/track)"
+    checkpoint = _keras_checkpoint(bench)
+    if isinstance(checkpoint, Unavailable):
+        bench.add(Row(keras_title, "skipped", note=checkpoint.reason))
+        return
+    from trainer.pretrained import ENV_DIR
+
+    keras = _child(bench, "keras", corpus.tracks[:2], env={ENV_DIR: checkpoint})
+    bench.raw["naive_keras"] = keras
+    bench.add(
+        Row(
+            keras_title,
+            _fmt_s(keras["cpu"]),
+            note=f"wall {_fmt_s(keras['wall'])}; {keras['windows']:.0f} windows; {keras['tracks']} tracks, once; "
+            f"float backbone, 1 TensorFlow thread; first track {keras['warm_up']:.1f} s not counted",
+        )
+    )
+    speedup = keras["cpu"] / scans[1]["cpu_per_track"]
+    bench.add(
+        Row(
+            "scan vs Keras naive baseline (CPU per track)",
+            f"{speedup:.1f}x faster",
+            f">= {NAIVE_SPEEDUP_MIN:g}x",
+            speedup >= NAIVE_SPEEDUP_MIN,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    reason: str
+
+
+def _keras_checkpoint(bench: Bench) -> str | Unavailable:
+    """The musicnn checkpoint for the Keras baseline, or why that baseline cannot run here."""
+    import importlib.util
+
+    from tagger.model import load_card
+
+    name = load_card(bench.model).name
+    if name != "musicnn":
+        return Unavailable(f"card {name!r} ships no Keras model (musicnn's backbone is rebuilt from its checkpoint)")
+    if importlib.util.find_spec("tensorflow") is None:
+        return Unavailable("needs TensorFlow: pip install .[train]")
+    from trainer.pretrained import PretrainedNotFound, locate_checkpoint
+
+    try:
+        return locate_checkpoint(download=False)
+    except PretrainedNotFound as error:
+        return Unavailable(f"no musicnn checkpoint here ({error})")
 
 
 def bench_windows(bench: Bench, corpus: Corpus) -> Table:
@@ -698,49 +747,26 @@ def bench_windows(bench: Bench, corpus: Corpus) -> Table:
 
 
 # ------------------------------------------------------------------ child processes (measured alone)
-def child_naive(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
-    """The usual GTZAN-project way: whole track through librosa, then one interpreter call per window."""
+def _librosa_windows(path: Path, card: Any) -> np.ndarray:
+    """The usual GTZAN-project front half: the whole track through librosa at the model's rate, then windows."""
     import librosa
-    from threadpoolctl import threadpool_limits
 
-    from tagger.model import interpreter_class, load_card
-
-    threadpool_limits(1, user_api="blas")  # as the tagger: a fair CPU figure on a shared machine
-    card = load_card(model)
     p = card.features
-    interpreter_type, _ = interpreter_class()
-    interpreter = interpreter_type(model_path=str(card.model_file), num_threads=1)
-    detail = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(detail["index"], [1, *detail["shape"][1:]])
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    outputs = [d["index"] for d in interpreter.get_output_details()]
+    y, sr = librosa.load(path, sr=p.sample_rate)
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=sr, n_fft=p.n_fft, hop_length=p.hop_length, n_mels=p.n_mels, fmin=p.fmin, fmax=p.fmax,
+        power=p.power, htk=p.mel_htk, norm=p.mel_norm,
+    )  # fmt: skip
+    db = (librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T - np.asarray(p.mean)) / np.asarray(p.std)
+    starts = range(0, len(db) - p.window_frames + 1, p.window_hop_frames)
+    windows = np.stack([db[begin : begin + p.window_frames] for begin in starts]).astype(np.float32)
+    return windows[..., None] if card.input_layout == "frames_mels_channel" else windows
 
-    def one_track(path: Path) -> int:
-        y, sr = librosa.load(path, sr=p.sample_rate)
-        mel = librosa.feature.melspectrogram(
-            y=y, sr=sr, n_fft=p.n_fft, hop_length=p.hop_length, n_mels=p.n_mels, fmin=p.fmin, fmax=p.fmax,
-            power=p.power, htk=p.mel_htk, norm=p.mel_norm,
-        )  # fmt: skip
-        db = (librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T - np.asarray(p.mean)) / np.asarray(p.std)
-        count = 0
-        for begin in range(0, len(db) - p.window_frames + 1, p.window_hop_frames):
-            window = db[begin : begin + p.window_frames][None]
-            if card.input_layout == "frames_mels_channel":
-                window = window[..., None]
-            if detail["dtype"] != np.float32:
-                scale, zero = detail["quantization"]
-                info = np.iinfo(detail["dtype"])
-                window = np.clip(np.round(window / scale + zero), info.min, info.max)
-            interpreter.set_tensor(detail["index"], window.astype(detail["dtype"]))
-            interpreter.invoke()
-            for index in outputs:
-                interpreter.get_tensor(index)
-            count += 1
-        return count
 
+def _time_tracks(one_track: Callable[[Path], int], files: list[Path], repeat: int) -> dict[str, Any]:
+    """Mean over ``files`` of the median over ``repeat`` runs; the first file once before, untimed (imports, JIT)."""
     start = time.perf_counter()
-    one_track(files[0])  # warm-up: librosa's imports and numba JIT, first interpreter call
+    one_track(files[0])
     warm_up = time.perf_counter() - start
     cpu, wall, windows = [], [], []
     for path in files:
@@ -754,7 +780,64 @@ def child_naive(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
         wall.append(median(w))
         windows.append(count)
     return {"cpu": float(np.mean(cpu)), "wall": float(np.mean(wall)), "windows": float(np.mean(windows)),
-            "warm_up": warm_up}  # fmt: skip
+            "warm_up": warm_up, "tracks": len(files)}  # fmt: skip
+
+
+def child_naive(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
+    """Whole track through librosa, then one interpreter call per window (batch 1)."""
+    from threadpoolctl import threadpool_limits
+
+    from tagger.model import interpreter_class, load_card
+
+    threadpool_limits(1, user_api="blas")  # as the tagger: a fair CPU figure on a shared machine
+    card = load_card(model)
+    interpreter_type, _ = interpreter_class()
+    interpreter = interpreter_type(model_path=str(card.model_file), num_threads=1)
+    detail = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(detail["index"], [1, *detail["shape"][1:]])
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    outputs = [d["index"] for d in interpreter.get_output_details()]
+
+    def one_track(path: Path) -> int:
+        windows = _librosa_windows(path, card)
+        for window in windows:
+            window = window[None]
+            if detail["dtype"] != np.float32:
+                scale, zero = detail["quantization"]
+                info = np.iinfo(detail["dtype"])
+                window = np.clip(np.round(window / scale + zero), info.min, info.max)
+            interpreter.set_tensor(detail["index"], window.astype(detail["dtype"]))
+            interpreter.invoke()
+            for index in outputs:
+                interpreter.get_tensor(index)
+        return len(windows)
+
+    return _time_tracks(one_track, files, repeat)
+
+
+def child_keras(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
+    """Whole track through librosa, then Keras ``model.predict`` per window on the float musicnn backbone
+    (rebuilt from its checkpoint; the genre head's one Dense layer is left out: it costs nothing)."""
+    import tensorflow as tf
+    from threadpoolctl import threadpool_limits
+
+    from tagger.model import load_card
+    from trainer.networks.musicnn import load_pretrained
+
+    threadpool_limits(1, user_api="blas")
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # one core, as the tagger's worker
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    card = load_card(model)
+    network, _ = load_pretrained(download=False)
+
+    def one_track(path: Path) -> int:
+        windows = _librosa_windows(path, card)
+        for window in windows:
+            network.predict(window[None], verbose=0)
+        return len(windows)
+
+    return _time_tracks(one_track, files, 1)
 
 
 def child_windows(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
@@ -819,6 +902,7 @@ def child_windows(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
 
 CHILDREN: dict[str, Callable[[str, int, list[Path]], dict[str, Any]]] = {
     "naive": child_naive,
+    "keras": child_keras,
     "windows": child_windows,
 }
 

@@ -1,0 +1,75 @@
+"""The speed benchmark's machinery (not its figures): measuring a process tree, and the child
+processes that time the naive baseline and the tagger's own pipeline on a real file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.audio_factory import make_track
+from tests.conftest import TINY_CARD
+
+pytestmark = pytest.mark.model
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def track(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "techno.flac"
+    make_track(path, genre="techno", seconds=20.0, seed=1)
+    return path
+
+
+def run_child(bench: ModuleType, capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+    assert bench.main(["_child", *args]) == 0
+    result: dict[str, object] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return result
+
+
+def test_measure_counts_the_child_tree_cpu_and_its_memory(bench: ModuleType) -> None:
+    # 64 MiB written (so resident), then 0.4 s of CPU while the sampler reads its VmHWM
+    busy = "import time\nx = b'x' * (64 << 20)\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    measured = bench.measure([sys.executable, "-c", busy], env={})
+    assert measured.returncode == 0
+    assert 0.4 <= measured.cpu <= measured.wall + 0.5
+    assert measured.peak_mb["main"] >= 64  # the 64 MiB buffer, seen through VmHWM
+    assert measured.others >= 0
+
+
+def test_naive_child_windows_the_whole_track_through_librosa(
+    bench: ModuleType, track: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tagger.model import load_card
+
+    expected = len(bench._librosa_windows(track, load_card(TINY_CARD)))
+    result = run_child(bench, capsys, "naive", str(TINY_CARD), "1", str(track))
+    assert result["windows"] == expected > 1
+    assert result["tracks"] == 1
+    assert 0 < float(result["cpu"]) < 60  # type: ignore[arg-type]
+
+
+def test_windows_child_times_each_window_policy(
+    bench: ModuleType, track: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_child(bench, capsys, "windows", str(TINY_CARD), "1", str(track))
+    settings = result["settings"]
+    assert isinstance(settings, list)
+    assert [s["label"] for s in settings] == ["all (<= 256)", "16", "8", "4"]
+    windows = [s["windows"] for s in settings]
+    assert windows == sorted(windows, reverse=True) and windows[-1] <= 4
+    assert all(s["cpu"] >= s["decode"] + s["model"] >= 0 for s in settings)
