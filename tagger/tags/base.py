@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import BinaryIO, ClassVar, TypeVar
 
 from mutagen import FileType, MutagenError
 
@@ -44,6 +44,8 @@ TEMP_MARKER = ".tagger-tmp-"
 
 _MAX_REASON = 160
 _COPY_CHUNK = 1 << 20
+# copy_file_range's answers for "not between these files" (cross-device on old kernels, FUSE, special files)
+_COPY_RANGE_REFUSED = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM})
 
 T = TypeVar("T")
 
@@ -319,8 +321,8 @@ def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T
     tmp = Path(tmp_name)
     replaced = False
     try:
-        os.close(fd)
-        shutil.copyfile(target, tmp)  # in-kernel copy (sendfile) on Linux: no pass through Python's buffers
+        with open(fd, "wb") as dst:
+            copy_contents(target, dst)
         result = edit(tmp)
         _copy_file_metadata(target, tmp, before)
         _fsync_path(tmp)
@@ -341,6 +343,30 @@ def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T
     with contextlib.suppress(OSError):  # the new file is in place; a dir that can't fsync is no error
         _fsync_path(directory, directory=True)
     return result
+
+
+def copy_contents(source: Path, destination: BinaryIO) -> None:
+    """Copy ``source``'s bytes into the empty, open ``destination``.
+
+    ``copy_file_range`` lets the kernel pick the cheapest copy: a reflink on XFS and btrfs (no data
+    copied: ~0.1 ms for a 25 MB FLAC instead of 3-22 ms of CPU, and no second copy written to the
+    disk), a server-side copy on NFS 4.2, an in-kernel copy elsewhere. Where it is missing or refused,
+    a plain copy. A file that shrinks meanwhile leaves a short copy, which the caller's check of the
+    original's size and mtime refuses.
+    """
+    with open(source, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        copied = 0
+        if hasattr(os, "copy_file_range"):
+            try:
+                while copied < size and (step := os.copy_file_range(src.fileno(), destination.fileno(), size - copied)):
+                    copied += step
+            except OSError as exc:
+                if copied or exc.errno not in _COPY_RANGE_REFUSED:
+                    raise
+        if copied == 0 and size:  # refused, or a file system that answers 0 for "not supported"
+            src.seek(0)
+            shutil.copyfileobj(src, destination, _COPY_CHUNK)
 
 
 def _signature(st: os.stat_result) -> tuple[int, int, int, int]:

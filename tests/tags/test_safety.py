@@ -231,6 +231,38 @@ def test_failing_os_step_leaves_original(step: str, tagged: Factory, monkeypatch
         tags.write_genres(["Rock"])
 
 
+@pytest.mark.parametrize("kernel", ["refuses", "answers zero"])
+def test_copy_falls_back_where_the_kernel_will_not_copy_ranges(kernel: str, tagged: Factory, monkeypatch: Any) -> None:
+    """FUSE, old kernels across devices, or no copy_file_range at all: the temp copy is made the plain way."""
+    path = tagged(".flac")
+    audio, calls = payload(path), []
+
+    def copy_file_range(*args: Any) -> int:
+        calls.append(args)
+        if kernel == "refuses":
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return 0
+
+    monkeypatch.setattr(os, "copy_file_range", copy_file_range)
+    open_tags(path).write_genres(["Rock"])
+    assert calls and open_tags(path).read_genres() == ["Rock"]
+    assert payload(path) == audio and no_temp_files(path.parent)
+
+
+def test_copy_that_fails_midway_leaves_original(tagged: Factory, monkeypatch: Any) -> None:
+    path = tagged(".mp3")
+    real = os.copy_file_range
+
+    def copy_file_range(source: int, destination: int, count: int, *args: Any) -> int:
+        if os.fstat(destination).st_size:  # the first chunk went through: the disk fails now
+            raise OSError(errno.EIO, "Input/output error")
+        return real(source, destination, min(count, 4096), *args)
+
+    monkeypatch.setattr(os, "copy_file_range", copy_file_range)
+    with unchanged(path), pytest.raises(TagWriteError, match="input/output error"):
+        open_tags(path).write_genres(["Rock"])
+
+
 def test_directory_that_rejects_temp_files(tagged: Factory, monkeypatch: Any) -> None:
     """As root a 0555 directory is still writable, so simulate the filesystem saying no."""
     import tempfile
