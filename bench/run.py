@@ -654,46 +654,44 @@ def _child(bench: Bench, kind: str, files: Sequence[Path], env: dict[str, str] |
 
 
 def bench_naive(bench: Bench, corpus: Corpus, scans: dict[int, dict[str, float]]) -> None:
+    scan_cpu = scans[1]["cpu_per_track"]
     naive = _child(bench, "naive", corpus.tracks)
     bench.raw["naive"] = naive
-    bench.add(
-        Row(
-            "naive baseline: librosa.load + melspectrogram + invoke per window (CPU/track)",
-            _fmt_s(naive["cpu"]),
-            note=f"wall {_fmt_s(naive['wall'])}; {naive['windows']:.0f} windows; "
-            f"first track (imports, numba JIT) {naive['warm_up']:.1f} s not counted; 1 BLAS thread",
-        )
+    _add_baseline(
+        bench,
+        "naive baseline: librosa.load + melspectrogram + invoke per window",
+        naive,
+        f"first track (imports, numba JIT) {naive['warm_up']:.1f} s not counted; 1 BLAS thread",
+        scan_cpu,
     )
-    speedup = naive["cpu"] / scans[1]["cpu_per_track"]
-    bench.add(
-        Row(
-            "scan vs naive baseline (CPU per track)",
-            f"{speedup:.1f}x faster",
-            f">= {NAIVE_SPEEDUP_MIN:g}x",
-            speedup >= NAIVE_SPEEDUP_MIN,
-        )
-    )
-    keras_title = "naive baseline, Keras: librosa.load + melspectrogram + model.predict per window (CPU/track)"
+    title = "naive baseline, Keras: librosa.load + melspectrogram + model.predict per window"
     checkpoint = _keras_checkpoint(bench)
     if isinstance(checkpoint, Unavailable):
-        bench.add(Row(keras_title, "skipped", note=checkpoint.reason))
+        bench.add(Row(f"{title} (CPU/track)", "skipped", note=checkpoint.reason))
         return
     from trainer.pretrained import ENV_DIR
 
     keras = _child(bench, "keras", corpus.tracks[:2], env={ENV_DIR: checkpoint})
     bench.raw["naive_keras"] = keras
+    note = f"{keras['tracks']} tracks, once; float backbone, 1 TensorFlow thread; first track not counted"
+    _add_baseline(bench, title, keras, note, scan_cpu, versus="Keras naive baseline")
+
+
+def _add_baseline(
+    bench: Bench, title: str, figures: dict[str, Any], note: str, scan_cpu: float, versus: str = "naive baseline"
+) -> None:
+    """A baseline's CPU per track, then the scan's speed-up over it against the target."""
     bench.add(
         Row(
-            keras_title,
-            _fmt_s(keras["cpu"]),
-            note=f"wall {_fmt_s(keras['wall'])}; {keras['windows']:.0f} windows; {keras['tracks']} tracks, once; "
-            f"float backbone, 1 TensorFlow thread; first track {keras['warm_up']:.1f} s not counted",
+            f"{title} (CPU/track)",
+            _fmt_s(figures["cpu"]),
+            note=f"wall {_fmt_s(figures['wall'])}; {figures['windows']:.0f} windows; {note}",
         )
     )
-    speedup = keras["cpu"] / scans[1]["cpu_per_track"]
+    speedup = figures["cpu"] / scan_cpu
     bench.add(
         Row(
-            "scan vs Keras naive baseline (CPU per track)",
+            f"scan vs {versus} (CPU per track)",
             f"{speedup:.1f}x faster",
             f">= {NAIVE_SPEEDUP_MIN:g}x",
             speedup >= NAIVE_SPEEDUP_MIN,
