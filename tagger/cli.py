@@ -102,18 +102,7 @@ def scan(
         max_windows=max_windows,
         tag_low_confidence=tag_low_confidence,
     )
-    roots = [str(p) for p in paths] if paths else list(settings.roots)
-    if not roots:
-        console.print("[red]error:[/] no PATH given and no roots in the config")
-        raise typer.Exit(2)
-    for root in roots:
-        if not Path(root).exists():
-            console.print(f"[red]error:[/] {root} does not exist")
-            raise typer.Exit(2)
-    try:
-        library = open_library(settings, dry_run=dry_run, verify=verify)
-    except (TaggerError, ValueError) as error:
-        raise _fail(error) from error
+    roots, library = _roots_and_library(paths, settings, dry_run, verify, folders_only=False)
     summary = ScanSummary()
     summary.recovered = 0 if dry_run else library.recover()
     scanner = Scanner(
@@ -153,13 +142,30 @@ def scan(
         raise typer.Exit(1)
 
 
-def open_library(settings: Settings, dry_run: bool = False, verify: bool = False) -> Library:
+def _roots_and_library(
+    paths: list[Path] | None, settings: Settings, dry_run: bool, verify: bool, folders_only: bool
+) -> tuple[list[str], Library]:
+    """The roots (PATHS, else the config's), each checked, and the library they are tagged into; exits on error."""
     from tagger.library import Library, TagOptions
     from tagger.model import load_card
     from tagger.store import Database
 
-    options = TagOptions.from_settings(settings, dry_run=dry_run, verify=verify)
-    return Library(Database(settings.db), load_card(settings.model), options)
+    roots = [str(p) for p in paths] if paths else list(settings.roots)
+    if not roots:
+        console.print("[red]error:[/] no PATH given and no roots in the config")
+        raise typer.Exit(2)
+    for root in roots:
+        if folders_only and not Path(root).is_dir():
+            console.print(f"[red]error:[/] {root} is not a folder")
+            raise typer.Exit(2)
+        if not Path(root).exists():
+            console.print(f"[red]error:[/] {root} does not exist")
+            raise typer.Exit(2)
+    try:
+        options = TagOptions.from_settings(settings, dry_run=dry_run, verify=verify)
+        return roots, Library(Database(settings.db), load_card(settings.model), options)
+    except (TaggerError, ValueError) as error:
+        raise _fail(error) from error
 
 
 def _print_summary(summary: ScanSummary, as_json: bool) -> None:
@@ -471,18 +477,7 @@ def watch(
         return with_watch(load_settings(config).override(**overrides))
 
     settings = with_watch(_settings(config, **overrides))
-    roots = [str(p) for p in paths] if paths else list(settings.roots)
-    if not roots:
-        console.print("[red]error:[/] no PATH given and no roots in the config")
-        raise typer.Exit(2)
-    for root in roots:
-        if not Path(root).is_dir():
-            console.print(f"[red]error:[/] {root} is not a folder")
-            raise typer.Exit(2)
-    try:
-        library = open_library(settings, dry_run=dry_run, verify=verify)
-    except (TaggerError, ValueError) as error:
-        raise _fail(error) from error
+    roots, library = _roots_and_library(paths, settings, dry_run, verify, folders_only=True)
     daemon = Daemon(
         library,
         roots,

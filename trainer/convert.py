@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,20 +63,7 @@ def convert(export_model: Any, train_windows: np.ndarray, out_dir: Path, name: s
     out_dir.mkdir(parents=True, exist_ok=True)
     with _quiet():
         float_content = tf.lite.TFLiteConverter.from_keras_model(export_model).convert()
-    samples = representative(train_windows, seed=seed)
-
-    def dataset() -> Iterator[list[np.ndarray]]:
-        for window in samples:
-            yield [window]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(export_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    with _quiet():
-        int8_content = converter.convert()
+    int8_content = full_integer_int8(export_model, representative(train_windows, seed=seed))
     outputs = output_names(int8_content)
     if set(output_names(float_content)) != set(outputs):
         raise RuntimeError("float and int8 models disagree on their outputs")
@@ -85,6 +72,25 @@ def convert(export_model: Any, train_windows: np.ndarray, out_dir: Path, name: s
     int8_path.write_bytes(int8_content)
     float_path.write_bytes(float_content)
     return Converted(int8_path, float_path, outputs, len(int8_content), len(float_content))
+
+
+def full_integer_int8(model: Any, samples: Sequence[np.ndarray]) -> bytes:
+    """Full-integer int8 TFLite of ``model``, int8 input and outputs included, calibrated on ``samples``
+    (batches of one window)."""
+    import tensorflow as tf
+
+    def dataset() -> Iterator[list[np.ndarray]]:
+        for window in samples:
+            yield [window]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    with _quiet():
+        return bytes(converter.convert())
 
 
 @contextlib.contextmanager

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
-import io
 import time
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,11 +186,9 @@ class TFLitePredictor:
 
 def representative_windows(clips: Sequence[Clip], limit: int = 300, seed: int = 0) -> np.ndarray:
     """Up to ``limit`` windows drawn evenly from ``clips``, to calibrate int8 ranges."""
-    windows = np.concatenate([clip.windows for clip in clips])
-    if len(windows) <= limit:
-        return windows
-    pick = np.random.default_rng(seed).choice(len(windows), size=limit, replace=False)
-    return windows[np.sort(pick)]
+    from trainer.convert import representative
+
+    return np.concatenate(representative(np.concatenate([clip.windows for clip in clips]), count=limit, seed=seed))
 
 
 def convert_int8(model: Any, calibration: np.ndarray, out_path: Path, rearrange: bool = True) -> Path:
@@ -203,29 +198,13 @@ def convert_int8(model: Any, calibration: np.ndarray, out_path: Path, rearrange:
     function, laid out so int8 keeps its accuracy); ``False`` converts the port's own layout,
     which loses much of it (kept for comparison).
     """
-    import tensorflow as tf
-
+    from trainer.convert import full_integer_int8
     from trainer.networks.musicnn import integer_friendly
 
     if rearrange:
         model = integer_friendly(model)
-
-    def dataset() -> Iterator[list[np.ndarray]]:
-        for window in calibration:
-            yield [window[None].astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    flatbuffer = full_integer_int8(model, [window[None].astype(np.float32) for window in calibration])
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        # Keras prints its whole export signature; the converter warns that int8 input
-        # statistics were not given (the representative dataset provides them).
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        flatbuffer = converter.convert()
     out_path.write_bytes(flatbuffer)
     return out_path
 
