@@ -224,9 +224,7 @@ class Library:
             analysis.path, Outcome.UNCHANGED, proposed=list(plan.genres.chosen), confidence=plan.genres.top.confidence
         )
         try:
-            tags = open_tags(
-                analysis.path, id3_version=self.options.id3_version, id3_separator=self.options.id3_separator
-            )
+            tags = self._open_tags(analysis.path)
             plan.existing = report.existing = tags.read_genres()
         except (TagReadError, UnsupportedFormatError) as error:
             report.outcome, report.reason = Outcome.FAILED, f"cannot read tags: {error.reason}"
@@ -296,7 +294,7 @@ class Library:
         try:
             tags.write_genres(target)
             if self.options.verify:
-                reread = open_tags(tags.path, id3_version=self.options.id3_version).read_genres()
+                reread = self._open_tags(tags.path).read_genres()
                 if reread != target:
                     raise TagWriteError(tags.path, f"verify: the file says {reread} after writing {target}")
             error = None
@@ -316,6 +314,9 @@ class Library:
             if error:
                 track.mtime = None  # retried next run: making a file writable (chmod) leaves its mtime alone
         return report
+
+    def _open_tags(self, path: str | Path) -> GenreTags:
+        return open_tags(path, id3_version=self.options.id3_version, id3_separator=self.options.id3_separator)
 
     @staticmethod
     def _track(session: Session, path: Path, root: Path) -> Track:
@@ -343,9 +344,7 @@ class Library:
             for write in session.scalars(select(TagWrite).where(TagWrite.status == TagWriteStatus.PENDING)):
                 track = write.track
                 try:
-                    current = open_tags(
-                        track.path, id3_version=self.options.id3_version, id3_separator=self.options.id3_separator
-                    ).read_genres()
+                    current = self._open_tags(track.path).read_genres()
                 except (FileError, OSError):
                     current = None
                 if current == write.new:
