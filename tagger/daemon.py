@@ -650,14 +650,12 @@ class Daemon:
                     if self.library.move(path, destination, self.root_of(destination)):
                         self._note(TrackReport(Path(destination), Outcome.MOVED, reason=f"from {path}"))
                 elif kind in ("move", "gone"):
-                    if self.library.mark_gone(path):
-                        self._note_gone(path)
+                    self._mark_gone(path)
                 elif kind == "move-dir":
                     self._move_folder(path, destination)
                 elif kind == "gone-dir":
                     for track in self._tracks_under(path):
-                        if self.library.mark_gone(track):
-                            self._note_gone(track)
+                        self._mark_gone(track)
             except Exception:
                 log.exception("%s %s failed", kind, path)
                 self.errors += 1
@@ -668,8 +666,7 @@ class Daemon:
         moved = 0
         for track in self._tracks_under(source):
             if not destination:
-                if self.library.mark_gone(track):
-                    self._note_gone(track)
+                self._mark_gone(track)
                 continue
             target = destination.rstrip(os.sep) + track[len(source.rstrip(os.sep)) :]
             if self.library.move(track, target, self.root_of(target)):
@@ -832,8 +829,7 @@ class Daemon:
         gone = 0
         for path in known:
             inside = any(path.startswith(root) for root in live_roots)
-            if inside and not os.path.exists(path) and self.library.mark_gone(path):
-                self._note_gone(path)
+            if inside and not os.path.exists(path) and self._mark_gone(path):
                 gone += 1
         return gone
 
@@ -897,10 +893,14 @@ class Daemon:
                 level, "%s %s: %s%s", outcome.value, report.path, detail, f" ({report.reason})" * bool(report.reason)
             )
 
-    def _note_gone(self, path: str) -> None:
+    def _mark_gone(self, path: str) -> bool:
+        """Mark a deleted track gone in the database; count and log it if it was not already."""
+        if not self.library.mark_gone(path):
+            return False
         self.counts["gone"] += 1
         self.last_track = {"path": path, "outcome": "gone", "at": _iso(time.time()), "reason": ""}
         log.info("gone %s", path)
+        return True
 
     def _summary(self) -> str:
         return (
