@@ -17,6 +17,10 @@ class FileError(TaggerError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self) -> tuple[type[FileError], tuple[Path, str]]:
+        # Workers send these back as values: the default pickling re-calls ``__init__`` with the message only.
+        return type(self), (self.path, self.reason)
+
 
 class DecodeError(FileError):
     """No decoder could read the file as audio."""

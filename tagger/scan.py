@@ -252,11 +252,19 @@ class Scanner:
                     raise error
         return self._pool.submit(_analyse_in_worker, path, self.max_windows)
 
+    def worker_pids(self) -> set[int]:
+        """The running workers' process ids (none before the first track): a restart changes them."""
+        return {process.pid for process in self._processes() if process.pid is not None}
+
+    def _processes(self) -> list[multiprocessing.process.BaseProcess]:
+        # ProcessPoolExecutor keeps no public list of its processes; ``_processes`` is pid -> Process.
+        return list((getattr(self._pool, "_processes", None) or {}).values())
+
     def _restart_pool(self) -> None:
         """Kill the workers (a hung decoder ignores polite shutdown); the next submit starts fresh ones."""
         if self._pool is None:
             return
-        for process in list(getattr(self._pool, "_processes", {}).values()):
+        for process in self._processes():
             process.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None

@@ -16,10 +16,11 @@ import pytest
 import soundfile
 
 from tagger import audio
+from tagger.errors import FileError
 from tagger.library import Library, Outcome, TagOptions, TrackReport
-from tagger.model import ModelCard
+from tagger.model import Classifier, ModelCard
 from tagger.pipeline import WINDOW_CAP
-from tagger.scan import Scanner
+from tagger.scan import Scanner, analyse_safely
 from tagger.store import Database, Result, Track
 from tagger.tags import open_tags
 from tagger.walk import iter_audio_files
@@ -112,6 +113,40 @@ def test_read_only_file_is_classified_and_recorded(bad_library: Path, database: 
     again = scan(database, tiny_card, [(bad_library, path)])
     assert again["read-only.ogg"].outcome is Outcome.TAGGED
     assert open_tags(path).read_genres() != []
+
+
+def test_bad_files_in_worker_processes_keep_their_reason_and_the_pool(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    """Through real worker processes: each bad file gets the reason an in-process read gives, and
+    no worker is restarted (a reason that does not survive the trip back used to break the pool)."""
+    root = tmp_path / "music"
+    root.mkdir()
+    make_track(root / "good.flac", seconds=3.0)
+    (root / "zero.mp3").touch()
+    (root / "random.mp3").write_bytes(np.random.default_rng(1).bytes(20_000))
+    (root / "text.mp3").write_text("Shopping list: milk, eggs, a better tagger.\n" * 50)
+    for suffix in (".flac", ".mp3"):
+        whole = make_track(tmp_path / f"whole{suffix}", seconds=6.0)
+        (root / f"truncated{suffix}").write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    in_process = Classifier(tiny_card)
+    expected: dict[str, str | None] = {}
+    for path in root.iterdir():
+        analysed = analyse_safely(path, in_process, None)
+        expected[path.name] = analysed.reason if isinstance(analysed, FileError) else None
+
+    pids: list[set[int]] = []
+    with Scanner(Library(database, tiny_card), workers=1, timeout=60) as scanner:
+        reports: dict[str, TrackReport] = {}
+        for report in scanner.scan([root]):
+            reports[report.path.name] = report
+            pids.append(scanner.worker_pids())
+    got = {name: r.reason if r.outcome is Outcome.FAILED else None for name, r in reports.items()}
+    assert got == expected
+    for name in ("zero.mp3", "random.mp3", "text.mp3"):
+        assert "not an audio file" in (got[name] or ""), got
+    assert "lost sync" in (got["truncated.flac"] or ""), got
+    assert len(pids) == 6 and len(pids[0]) == 1 and all(p == pids[0] for p in pids), pids  # never restarted
 
 
 def _deleting(files: list[tuple[Path, Path]], victim: Path, replacement: Path | None) -> Iterator[tuple[Path, Path]]:
