@@ -21,6 +21,7 @@ import soundfile
 import soxr
 
 from tagger.errors import DecodeError
+from tagger.lifetime import dying_with_this_thread
 
 AUDIO_EXTENSIONS = frozenset(
     {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif", ".aiff", ".wma"}
@@ -181,7 +182,9 @@ def _ffprobe(path: Path, soundfile_reason: str) -> AudioInfo:
         "-show_entries", "stream=sample_rate,channels:format=duration", "-of", "default=nw=1", str(path),
     ]  # fmt: skip
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, check=False, preexec_fn=dying_with_this_thread()
+        )
     except subprocess.TimeoutExpired as error:
         raise DecodeError(path, "ffprobe timed out") from error
     fields = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
@@ -212,7 +215,10 @@ def _ffmpeg_segments(info: AudioInfo, sample_rate: int, starts: Sequence[int], l
         _ffmpeg_binary() or "ffmpeg", "-nostdin", "-v", "error", "-i", str(info.path),
         "-map", "0:a:0", "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Killed with the worker that reads it, e.g. when a hung decode's worker is killed.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=dying_with_this_thread()
+    )
     assert process.stdout is not None
     buffer = np.zeros(0, dtype=np.float32)
     buffer_offset = 0  # sample index of buffer[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -18,6 +19,7 @@ from pathlib import Path
 from tagger.errors import FileError, ModelError
 from tagger.learned import stored_analyses
 from tagger.library import FileState, Library, Outcome, TrackReport
+from tagger.lifetime import die_with_parent_thread, exit_with_parent_process
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import TrackAnalysis, analyse_track
 from tagger.walk import iter_audio_files
@@ -49,8 +51,14 @@ _workers_loaded: Barrier | None = None
 _LOAD_TIMEOUT = 300.0  # seconds for every worker to import and load the model
 
 
-def _init_worker(card: ModelCard, threads: int, loaded: Barrier) -> None:
+def _init_worker(card: ModelCard, threads: int, loaded: Barrier, parent_pid: int, from_main_thread: bool) -> None:
     global _worker_classifier, _worker_load_error, _workers_loaded
+    # A SIGKILLed parent must not leave a worker behind. The kernel's death signal follows the thread
+    # that spawned us, so it is armed only when that is the main thread (the daemon spawns from its
+    # processor thread); the watcher thread covers every case, the signal also a worker stuck in C code.
+    exit_with_parent_process()
+    if from_main_thread:
+        die_with_parent_thread(parent_pid)
     # Ctrl-C reaches the whole process group; the parent decides how to stop, the workers just get killed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not os.environ.get("TAGGER_DEBUG"):
@@ -242,7 +250,14 @@ class Scanner:
                 self.workers,
                 mp_context=context,
                 initializer=_init_worker,
-                initargs=(self.library.card, self.threads, context.Barrier(self.workers)),
+                initargs=(
+                    self.library.card,
+                    self.threads,
+                    context.Barrier(self.workers),
+                    os.getpid(),
+                    # Python 3.11 spawns the workers in submit(), so in this thread: the _ready() submits below.
+                    threading.current_thread() is threading.main_thread(),
+                ),
             )
             # Wait for every worker to load the model, so per-track timeouts time tracks, not start-up
             # (and no worker idles through the first tracks while another is still importing).

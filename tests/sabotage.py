@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+from tagger.audio import AudioInfo, read_segments
 from tagger.scan import Analysed, _analyse_in_worker
 
 
@@ -14,4 +15,7 @@ def sabotaged_analyse(path: Path, max_windows: int | None) -> Analysed:
         os._exit(139)  # as a segfault in a C decoder would
     if path.name == "hang.wav":
         time.sleep(3600)
+    if path.name == "ffmpeg-hang.wav":  # a decoder subprocess stuck for good: ffmpeg opening a FIFO nobody writes
+        fifo = path.with_name("stuck.fifo")
+        next(read_segments(fifo, 8000, [0], 8000, AudioInfo(fifo, 0.0, 8000, 1, "ffmpeg")))
     return _analyse_in_worker(path, max_windows)
