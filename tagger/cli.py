@@ -287,7 +287,10 @@ def report(
     if output_format != "table":
         console.print(f"[red]error:[/] unknown format {output_format!r} (table, json, csv)")
         raise typer.Exit(2)
-    stdout.print(f"{result.tracks} tracks: {result.classified} classified, {result.failed} failed, {result.gone} gone")
+    stdout.print(
+        f"{result.tracks} tracks: {result.classified} classified, {result.failed} failed, "
+        f"{result.tag_failed} not tagged (tag error), {result.gone} gone"
+    )
     table = Table(title="genres")
     for column in ("genre", "tracks", "share", "mean confidence"):
         table.add_column(column, justify="left" if column == "genre" else "right")
@@ -305,6 +308,8 @@ def report(
         stdout.print(f"low confidence {item['confidence']:.2f} {item['genre']}: {item['path']}", highlight=False)
     for item in result.failures:
         stdout.print(f"[red]failed[/] {item['path']}: {item['reason']}", highlight=False)
+    for item in result.tag_failures:
+        stdout.print(f"[red]not tagged[/] {item['path']}: {item['reason']}", highlight=False)
 
 
 @app.command()

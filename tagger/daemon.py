@@ -811,27 +811,10 @@ class Daemon:
 
     def _mark_vanished(self) -> int:
         """Tracks under the roots whose files are gone; a missing or empty root is left alone."""
-        known = [path for path, (_, _, status) in self.library.known_states().items() if status != TrackStatus.GONE]
-        live_roots = []
-        for root in self.roots:
-            prefix = root.rstrip(os.sep) + os.sep
-            if not any(path.startswith(prefix) for path in known):
-                continue
-            try:
-                with os.scandir(root) as entries:
-                    empty = next(entries, None) is None
-            except OSError:
-                empty = True
-            if empty:
-                log.warning("%s is missing or empty (not mounted?): its tracks are not marked gone", root)
-            else:
-                live_roots.append(prefix)
-        gone = 0
-        for path in known:
-            inside = any(path.startswith(root) for root in live_roots)
-            if inside and not os.path.exists(path) and self._mark_gone(path):
-                gone += 1
-        return gone
+        vanished = self.library.vanished(self.roots)
+        for root in vanished.unmounted:
+            log.warning("%s is missing or empty (not mounted?): its tracks are not marked gone", root)
+        return sum(self._mark_gone(path) for path in vanished.paths)
 
     # ------------------------------------------------------------------ reload
     def _reload(self) -> None:

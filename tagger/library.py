@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -41,6 +42,7 @@ class Outcome(StrEnum):
     LOW_CONFIDENCE = "low-confidence"  # recorded, not tagged
     SKIPPED = "skipped"  # unchanged since the last run
     MOVED = "moved"  # same content at a new path: path updated, not re-classified
+    GONE = "gone"  # the file was deleted: marked gone, its history kept
     FAILED = "failed"  # unreadable, not audio, or the tag write was impossible
 
 
@@ -106,6 +108,14 @@ def fingerprint(path: str | Path, size: int | None = None) -> str:
             f.seek(offset)
             digest.update(f.read(_FINGERPRINT_BLOCK))
     return digest.hexdigest()
+
+
+@dataclass
+class Vanished:
+    """What :meth:`Library.vanished` found under some roots."""
+
+    paths: list[str] = field(default_factory=list)  # recorded tracks under a present root whose file is gone
+    unmounted: dict[str, int] = field(default_factory=dict)  # missing or empty root -> its recorded tracks
 
 
 @dataclass
@@ -177,6 +187,28 @@ class Library:
                         track.status = TrackStatus.DONE
                     return TrackReport(path, Outcome.MOVED, reason=f"from {old}")
         return None
+
+    def vanished(self, roots: Iterable[str | Path]) -> Vanished:
+        """The recorded tracks under ``roots`` whose files no longer exist. A root that is missing or
+        empty while tracks are recorded under it is most likely not mounted: its tracks are left alone
+        (and the root reported), never a whole library marked gone."""
+        known = [path for path, (_, _, status) in self.known_states().items() if status != TrackStatus.GONE]
+        found = Vanished()
+        for root in roots:
+            prefix = str(root).rstrip(os.sep) + os.sep
+            inside = [path for path in known if path.startswith(prefix)]
+            if not inside:
+                continue
+            try:
+                with os.scandir(root) as entries:
+                    empty = next(entries, None) is None
+            except OSError:
+                empty = True
+            if empty:
+                found.unmounted[str(root)] = len(inside)
+            else:
+                found.paths.extend(path for path in inside if not os.path.exists(path))
+        return found
 
     def mark_gone(self, path: str | Path) -> bool:
         """The file was deleted: keep its history, mark it gone."""

@@ -26,12 +26,14 @@ class GenreRow:
 class LibraryReport:
     tracks: int = 0  # present in the library (not gone)
     classified: int = 0
-    failed: int = 0
+    failed: int = 0  # could not be classified: len(failures)
+    tag_failed: int = 0  # classified, but the genre tags could not be read or written: len(tag_failures)
     gone: int = 0
     vocabulary: str | None = None
     genres: list[GenreRow] = field(default_factory=list)
     low_confidence: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
+    tag_failures: list[dict[str, str]] = field(default_factory=list)
     folders: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,8 +82,9 @@ def build_report(db: Database, vocabulary: str | None = None, low_confidence_bel
                 report.failed += 1
                 report.failures.append({"path": track.path, "reason": track.error or ""})
                 continue
-            if track.error:  # classified, but the tag write was not possible
-                report.failures.append({"path": track.path, "reason": track.error})
+            if track.error:  # classified, but the tags could not be read or written
+                report.tag_failed += 1
+                report.tag_failures.append({"path": track.path, "reason": track.error})
             result = results.get(track.id)
             if result is None or not result.genres:
                 continue

@@ -143,13 +143,27 @@ class Scanner:
     def scan(
         self, roots: Iterable[str | Path], on_planned: Callable[[int], None] | None = None
     ) -> Iterator[TrackReport]:
-        """Every audio file under ``roots``; temp files a crashed tag write left behind are removed."""
+        """Every audio file under ``roots``; temp files a crashed tag write left behind are removed,
+        and recorded tracks under ``roots`` whose files were deleted are marked gone."""
+        roots = list(roots)
         leftovers: list[Path] = []
         yield from self.run(iter_audio_files(roots, self.follow_symlinks, leftovers), on_planned)
         if leftovers:
             with self.library.db.writer_lock():  # no write of ours is in progress while we hold it
                 for path in leftovers:
                     path.unlink(missing_ok=True)
+        if not self.library.options.dry_run:
+            yield from self._mark_vanished(roots)
+
+    def _mark_vanished(self, roots: list[str | Path]) -> Iterator[TrackReport]:
+        """After the walk, so that moved files were followed first (their old path is no longer recorded)."""
+        vanished = self.library.vanished(roots)
+        for root, tracks in vanished.unmounted.items():
+            reason = f"missing or empty (not mounted?): its {tracks} recorded tracks are not marked gone"
+            yield TrackReport(Path(root), Outcome.FAILED, reason=reason)
+        for path in vanished.paths:
+            if self.library.mark_gone(path):
+                yield TrackReport(Path(path), Outcome.GONE)
 
     def run(
         self, files: Iterable[tuple[Path, Path]], on_planned: Callable[[int], None] | None = None

@@ -156,6 +156,51 @@ def test_a_bad_file_among_good_ones_is_recorded_and_the_scan_goes_on(
     assert run_scan(database, tiny_card, library_copy).counts[Outcome.SKIPPED] == len(ALL_EXTENSIONS) + 2
 
 
+def test_report_counts_agree_with_its_lists(tmp_path: Path, database: Database, tiny_card: ModelCard) -> None:
+    """Unreadable files and classified files whose tag write failed are counted apart, each with its list."""
+    root = tmp_path / "music"
+    make_track(root / "good.flac", seconds=3.0)
+    (root / "broken.flac").write_bytes(b"not audio at all" * 100)
+    make_track(root / "read-only.ogg", seconds=3.0).chmod(0o444)
+    summary = run_scan(database, tiny_card, root)
+    assert summary.counts == {Outcome.TAGGED: 1, Outcome.FAILED: 2}, summary.failures
+    report = build_report(database).to_dict()
+    assert report["failed"] == len(report["failures"]) == 1 and "broken.flac" in report["failures"][0]["path"]
+    assert report["tag_failed"] == len(report["tag_failures"]) == 1
+    assert "read-only" in report["tag_failures"][0]["reason"]
+    assert report["tracks"] == report["classified"] + report["failed"] == 3
+
+
+def test_scan_marks_deleted_tracks_gone_under_its_roots_only(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for root in (first, second):
+        make_track(root / "kept.wav", seconds=2.0)
+        make_track(root / "sub" / "deleted.wav", seconds=2.0, seed=1)
+        run_scan(database, tiny_card, root)
+    (first / "sub" / "deleted.wav").unlink()
+    (second / "sub" / "deleted.wav").unlink()
+    summary = run_scan(database, tiny_card, first)
+    assert summary.counts == {Outcome.SKIPPED: 1, Outcome.GONE: 1}
+    with database.session() as session:
+        statuses = {t.path: t.status for t in session.scalars(select(Track))}
+    assert statuses[str(first / "sub" / "deleted.wav")] == TrackStatus.GONE
+    assert statuses[str(second / "sub" / "deleted.wav")] == TrackStatus.DONE  # not scanned: left alone
+    report = build_report(database)
+    assert (report.tracks, report.gone) == (3, 1)
+    assert run_scan(database, tiny_card, first).counts == {Outcome.SKIPPED: 1}  # gone once, not every run
+
+    # A root with recorded tracks that is now empty (an unmounted disk) is reported, its tracks kept.
+    shutil.rmtree(second)
+    second.mkdir()
+    summary = run_scan(database, tiny_card, second)
+    assert summary.counts == {Outcome.FAILED: 1}
+    ((path, reason),) = summary.failures
+    assert path == second and "not mounted" in reason and "2 recorded tracks" in reason
+    assert build_report(database).gone == 1
+
+
 def test_interrupted_scan_resumes_where_it_stopped(
     library_copy: Path, database: Database, tiny_card: ModelCard
 ) -> None:
