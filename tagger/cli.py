@@ -86,7 +86,11 @@ def scan(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
-    """Tag every audio file under PATHS (one-shot); unchanged files are skipped on later runs."""
+    """Tag every audio file under PATHS (one-shot); unchanged files are skipped on later runs.
+
+    Output: a line per changed track and the summary go to stdout (`scan > log` keeps them all);
+    the progress bar goes to stderr, and only when stderr is a terminal.
+    """
     from tagger.library import Outcome
     from tagger.scan import Scanner, ScanSummary
 
@@ -120,7 +124,9 @@ def scan(
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=as_json,
+        disable=as_json or not console.is_terminal,
+        # On a terminal, stdout's lines are drawn above the bar; into a file or pipe they go straight there.
+        redirect_stdout=stdout.is_terminal,
     )
     with scanner, progress:
         task = progress.add_task("listing", total=None)
@@ -132,9 +138,7 @@ def scan(
                 progress.advance(task)
                 if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG) and not as_json:
                     arrow = f"{', '.join(report.existing) or '(none)'} -> {', '.join(report.proposed)}"
-                    progress.console.print(
-                        f"{report.outcome.value:>9}  {report.path}  {arrow}", markup=False, highlight=False
-                    )
+                    stdout.print(f"{report.outcome.value:>9}  {report.path}  {arrow}", markup=False, highlight=False)
         except ModelError as error:  # the workers could not load the model: nothing was classified
             raise _fail(error) from error
     _print_summary(summary, as_json)
@@ -212,6 +216,9 @@ def classify(
     from tagger.vocabulary import available, resolve_vocabulary
 
     settings = _settings(config, db=db, model=model, vocabulary=vocabulary, max_windows=max_windows)
+    if not file.exists():  # said before the model is loaded, and without the decoders' own wording
+        console.print(f"[red]error:[/] {file}: no such file", highlight=False)
+        raise typer.Exit(1)
     try:
         card = load_card(settings.model)
         chosen = resolve_vocabulary(card, settings.vocabulary, database_url(settings.db))
@@ -413,7 +420,8 @@ def restore(
         else:
             stdout.print(f"[yellow]left[/] {item.path}: {item.reason}", highlight=False)
     restored = sum(item.restored for item in reports)
-    stdout.print(f"{restored} restored, {len(reports) - restored} left as they are")
+    done = f"would restore {restored}" if dry_run else f"{restored} restored"
+    stdout.print(f"{done}, {len(reports) - restored} left as they are")
 
 
 @app.command()

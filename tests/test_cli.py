@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import pty
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -61,7 +64,10 @@ def test_scan_report_restore_round_trip(music: Path, env: dict[str, str]) -> Non
     assert sum(int(r["tracks"]) for r in rows if r["folder"] == "*") == len(ALL_EXTENSIONS)
     assert "genres" in invoke("report")
 
-    assert f"{len(ALL_EXTENSIONS)} restored" in invoke("restore", str(music))
+    dry = invoke("restore", str(music), "--dry-run")
+    assert f"would restore {len(ALL_EXTENSIONS)}, 0 left" in dry and " restored," not in dry
+    assert [open_tags(p).read_genres()[0] for p in sorted((music / "album").iterdir())] == written  # untouched
+    assert f"{len(ALL_EXTENSIONS)} restored" in invoke("restore", str(music))  # the dry run marked nothing
     assert all(open_tags(p).read_genres() == [] for p in (music / "album").iterdir())
 
 
@@ -93,6 +99,8 @@ def test_errors_are_clear_and_exit_non_zero(tmp_path: Path, env: dict[str, str])
     text.write_text("hello")
     bad = runner.invoke(app, ["classify", str(text), "--model", str(TINY_CARD)])
     assert bad.exit_code == 1 and "notes.flac" in bad.output and "not an audio file" in bad.output
+    nope = runner.invoke(app, ["classify", str(tmp_path / "nope.mp3"), "--model", str(TINY_CARD)])
+    assert nope.exit_code == 1 and nope.output.splitlines() == [f"error: {tmp_path / 'nope.mp3'}: no such file"]
     no_model = runner.invoke(app, ["classify", str(text), "--model", "nonesuch"])
     assert no_model.exit_code == 1 and "no model card" in no_model.output
 
@@ -132,3 +140,45 @@ def test_console_script_runs_as_a_subprocess(format_library: Path, env: dict[str
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["path"] == str(path)
+
+
+def _run_with_stderr_on_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Runs ``command`` with stdout a pipe and stderr a pseudo-terminal: (exit status, stdout, terminal)."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave, env=env, text=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a full terminal buffer would block the child
+        with contextlib.suppress(OSError):  # EIO once the child has closed its end
+            while chunk := os.read(master, 65536):
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    out, _ = process.communicate(timeout=300)
+    reader.join(timeout=10)
+    os.close(master)
+    return process.returncode, out, b"".join(chunks).decode(errors="replace")
+
+
+def test_scan_prints_tracks_and_summary_on_stdout_and_progress_on_a_terminal_only(
+    music: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """`scan > log` keeps every line; the progress bar is drawn on stderr only when that is a terminal."""
+    second = tmp_path / "second"
+    shutil.copytree(music, second)
+    environ = {**os.environ, **env, "TERM": "xterm"}
+    scan = [sys.executable, "-m", "tagger.cli", "scan", "--model", str(TINY_CARD), "--workers", "1"]
+
+    piped = subprocess.run([*scan, str(music)], capture_output=True, text=True, env=environ, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    lines = [line for line in piped.stdout.splitlines() if line.lstrip().startswith("tagged ")]
+    assert len(lines) == len(ALL_EXTENSIONS) and "scan summary" in piped.stdout, piped.stdout
+    assert "scanning" not in piped.stderr and "\x1b[" not in piped.stderr + piped.stdout  # no bar, no escapes
+
+    status, out, terminal = _run_with_stderr_on_a_terminal([*scan, str(second)], environ)
+    assert status == 0, terminal
+    assert "listing" in terminal or "scanning" in terminal, terminal  # the bar was drawn there
+    assert len([line for line in out.splitlines() if line.lstrip().startswith("tagged ")]) == len(ALL_EXTENSIONS)
+    assert "scan summary" in out and "scan summary" not in terminal and "tagged " not in terminal
