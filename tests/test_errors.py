@@ -2,37 +2,51 @@
 
 from __future__ import annotations
 
-import inspect
+import importlib
 import pickle
+import pkgutil
 from pathlib import Path
 
 import pytest
 
-from tagger import errors
-from tagger.config import ConfigError
+import tagger
+from tagger.errors import FileError
 
-FILE_ERRORS = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.FileError)]
-OTHER_ERRORS = [
-    c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, Exception) and c not in FILE_ERRORS
-]
+
+def _tagger_exceptions() -> list[type[Exception]]:
+    """Every exception class the package defines, in any module (imported here so none is missed)."""
+    for module in pkgutil.walk_packages(tagger.__path__, "tagger."):
+        importlib.import_module(module.name)
+    found: list[type[Exception]] = []
+    todo: list[type[Exception]] = [Exception]
+    while todo:
+        for cls in todo.pop().__subclasses__():
+            todo.append(cls)
+            if cls.__module__.startswith("tagger.") and cls not in found:
+                found.append(cls)
+    return sorted(found, key=lambda c: c.__name__)
+
+
+EXCEPTIONS = _tagger_exceptions()
+FILE_ERRORS = [c for c in EXCEPTIONS if issubclass(c, FileError)]
+OTHER_ERRORS = [c for c in EXCEPTIONS if not issubclass(c, FileError)]
 
 
 @pytest.mark.parametrize("cls", FILE_ERRORS, ids=lambda c: c.__name__)
-def test_file_errors_survive_pickling_with_path_and_reason(cls: type[errors.FileError]) -> None:
+def test_file_errors_survive_pickling_with_path_and_reason(cls: type[FileError]) -> None:
     error = cls(Path("/music/a.mp3"), "not an audio file")
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is cls
     assert (copy.path, copy.reason, str(copy)) == (Path("/music/a.mp3"), "not an audio file", str(error))
 
 
-@pytest.mark.parametrize("cls", [*OTHER_ERRORS, ConfigError], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", OTHER_ERRORS, ids=lambda c: c.__name__)
 def test_other_errors_survive_pickling(cls: type[Exception]) -> None:
     copy = pickle.loads(pickle.dumps(cls("no model card at /x.json")))
     assert type(copy) is cls and str(copy) == "no model card at /x.json"
 
 
 def test_every_error_class_is_covered() -> None:
-    assert {"FileError", "DecodeError", "TagReadError", "TagWriteError", "UnsupportedFormatError"} <= {
-        c.__name__ for c in FILE_ERRORS
-    }
-    assert {"TaggerError", "ModelError"} <= {c.__name__ for c in OTHER_ERRORS}
+    names = {c.__name__ for c in EXCEPTIONS}
+    assert {"FileError", "DecodeError", "TagReadError", "TagWriteError", "UnsupportedFormatError"} <= names
+    assert {"TaggerError", "ModelError", "ConfigError"} <= names

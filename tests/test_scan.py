@@ -198,6 +198,8 @@ def test_scan_marks_deleted_tracks_gone_under_its_roots_only(
     assert summary.counts == {Outcome.FAILED: 1}
     ((path, reason),) = summary.failures
     assert path == second and "not mounted" in reason and "2 recorded tracks" in reason
+    second.rmdir()  # the mount point itself missing: the same
+    assert run_scan(database, tiny_card, second).counts == {Outcome.FAILED: 1}
     assert build_report(database).gone == 1
 
 
