@@ -9,7 +9,7 @@ ID3 version policy (decided so that only the genre changes):
   says. Converting would rewrite other frames (v2.4 -> v2.3 drops TSOP/TDRL/... and folds
   TDRC into TYER/TDAT/TIME; v2.3 -> v2.4 turns TYER into TDRC), and mutagen drops frames it
   does not know when the version changes.
-* ``id3_version`` (3 or 4) is used for new tags (file without ID3v2), for ID3v1-only files
+* ``id3_version`` (3 or 4) is used for new tags (file without ID3v2, ID3v1-only included)
   and for ID3v2.2 tags, which mutagen cannot write: those get converted with mutagen's
   ``update_to_v23/24`` - the one case where other frames' IDs may change (TYE -> TYER/TDRC).
 * Several genres in a v2.3 tag are one TCON string joined with ``id3_separator`` (v2.3 has
@@ -24,7 +24,10 @@ ID3 version policy (decided so that only the genre changes):
   data) would be dropped on load and lost on save; here they are kept as raw "unknown" frames,
   which mutagen writes back verbatim into the same ID3 version. As a check independent of
   mutagen's parsing, the frames of the tag on disk are counted from their headers before and
-  after the write; a write that would lose one is refused.
+  after the write; a write that would lose one is refused. That also refuses a tag whose
+  duplicate frames mutagen would merge or drop (two ``TPE1``, two ``APIC`` with one
+  description), a frame with an invalid ID, and a v2.2 tag with frames that have no v2.3/v2.4
+  equivalent.
 * APEv2 tags and ID3v1 blocks in an MP3, and every RIFF/AIFF chunk but the audio and the ID3
   chunk (RIFF ``LIST/INFO`` with ``IGNR``), are left byte-identical (checked on every write);
   their genres are read as the file's secondary genres (:mod:`tagger.tags.secondary`).
@@ -50,7 +53,7 @@ from tagger.tags.base import GenreTags, repr_digest, text_of
 from tagger.tags.secondary import id3v2_end, riff_chunks, trailer_blocks
 
 UNKNOWN_FRAMES_KEY = "<unknown frames>"
-FRAMES_ON_DISK_KEY = "<frames on disk>"
+FRAMES_ON_DISK_KEY = "<ID3v2 frame count>"
 _ID3_CHUNKS = frozenset({b"id3 ", b"ID3 "})
 _NOT_KEPT_CHUNKS = _ID3_CHUNKS | {b"data", b"SSND"}  # the tag we write, and the audio (large, moved as is)
 _GENRE_FRAME_IDS = frozenset({b"TCON", b"TCO"})
