@@ -56,6 +56,7 @@ UNKNOWN_FRAMES_KEY = "<unknown frames>"
 FRAMES_ON_DISK_KEY = "<ID3v2 frame count>"
 _ID3_CHUNKS = frozenset({b"id3 ", b"ID3 "})
 _NOT_KEPT_CHUNKS = _ID3_CHUNKS | {b"data", b"SSND"}  # the tag we write, and the audio (large, moved as is)
+_FLAG24_UNSYNCH = 0x0002
 _GENRE_FRAME_IDS = frozenset({b"TCON", b"TCO"})
 _TAIL_KEPT = 1 << 12  # mutagen touches at most the last 133 bytes (ID3v1) of what follows the ID3v2 tag
 
@@ -88,7 +89,12 @@ class ID3GenreTags(GenreTags):
     @classmethod
     def load(cls, kind: type[FileType], filename: str) -> FileType:
         """Untranslated frames, undecodable ones kept raw; ID3v1 is never merged in."""
-        return kind(filename, translate=False, load_v1=False, known_frames=_KEEPING_FRAMES)
+        audio = kind(filename, translate=False, load_v1=False, known_frames=_KEEPING_FRAMES)
+        tags = audio.tags
+        if tags is not None and tags.version >= (2, 4, 0) and tags.f_unsynch:
+            # mutagen saves without the tag-wide flag; a raw frame's data stays unsynchronised, so say it per frame
+            tags.unknown_frames = [_frame_unsynchronised(raw) for raw in tags.unknown_frames]
+        return audio
 
     @property
     def id3_version(self) -> int | None:
@@ -188,6 +194,12 @@ def _end_kept(path: Path) -> Iterator[None]:
         handle.seek(end - len(tail))
         handle.write(tail)
         handle.truncate(end)
+
+
+def _frame_unsynchronised(raw: bytes) -> bytes:
+    """A raw v2.4 frame with its own unsynchronisation flag set."""
+    flags = int.from_bytes(raw[8:10], "big") | _FLAG24_UNSYNCH
+    return raw[:8] + flags.to_bytes(2, "big") + raw[10:]
 
 
 def _raw_tag(kind: type[FileType], path: Path) -> bytes:

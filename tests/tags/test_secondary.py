@@ -127,6 +127,19 @@ def test_riff_info_chunk_is_kept_and_its_genre_read(tagged: Factory) -> None:
     assert open_tags(path).read_all_genres() == ["Rock", "Jazz", "Chanson"]
 
 
+def test_aiff_annotation_chunk_is_kept(tagged: Factory) -> None:
+    path = tagged(".aiff")
+    note = b"a note from another program"
+    anno = b"ANNO" + len(note).to_bytes(4, "big") + note + b"\x00" * (len(note) & 1)
+    data = bytearray(path.read_bytes()) + anno
+    data[4:8] = (len(data) - 8).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    before = snapshot(path)
+    open_tags(path).write_genres(["Rock"])
+    assert anno in path.read_bytes()
+    assert_same_but_genre(before, path)
+
+
 def test_id3v2_tag_before_a_flac_is_kept_and_its_genre_read(tagged: Factory) -> None:
     path = tagged(".flac")
     id3 = ID3()
@@ -181,6 +194,19 @@ def test_undecodable_frame_in_an_unsynchronised_v23_tag(fresh: Factory) -> None:
     open_tags(path).write_genres(["Rock"])
     assert title in path.read_bytes()
     assert open_tags(path).read_other_tags()["<ID3v2 frame count>"] == ["2"]
+
+
+def test_undecodable_frame_in_an_unsynchronised_v24_tag(fresh: Factory) -> None:
+    """Tag-level unsynchronisation (v2.4): mutagen saves without it, so the raw frame gets its own flag."""
+    path = fresh(".mp3")
+    unsynced = b"\x03Caf\xe9 \xff\x00\xe0"  # "\xff\xe0" unsynchronised
+    junk = raw_frame(b"TIT2", unsynced, 4)
+    path.write_bytes(raw_id3v2([raw_frame(b"TPE1", b"\x00Artist", 4), junk], 4, flags=0x80) + path.read_bytes())
+    open_tags(path).write_genres(["Rock"])
+    data = path.read_bytes()
+    assert data[5] & 0x80 == 0  # the new tag is not unsynchronised as a whole ...
+    assert raw_frame(b"TIT2", unsynced, 4, flags=0x0002) in data  # ... this frame is, as before
+    assert ID3(path)["TPE1"].text == ["Artist"]
 
 
 def test_undecodable_genre_frame_is_replaced_not_doubled(fresh: Factory) -> None:
