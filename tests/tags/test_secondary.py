@@ -188,6 +188,25 @@ def test_undecodable_frame_with_v24_frame_unsynchronisation_flag(fresh: Factory)
     assert title in path.read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("version", "flags", "body"),
+    [
+        (3, 0x0080, b"\x00\x00\x00\x20not zlib data"),  # v2.3 compression flag, bad data
+        (4, 0x0009, b"\x00\x00\x00\x20not zlib data"),  # v2.4 compression + data length indicator
+        (3, 0x0040, b"\x01encrypted?"),  # v2.3 encryption: mutagen never decodes it
+    ],
+    ids=["v23-compressed", "v24-compressed", "v23-encrypted"],
+)
+def test_frames_with_flags_mutagen_cannot_undo_survive(version: int, flags: int, body: bytes, fresh: Factory) -> None:
+    path = fresh(".mp3")
+    frame = raw_frame(b"TALB", body, version, flags)
+    path.write_bytes(raw_id3v2([raw_frame(b"TPE1", b"\x00Artist", version), frame], version) + path.read_bytes())
+    before = snapshot(path)
+    open_tags(path).write_genres(["Rock"])
+    assert frame in path.read_bytes()
+    assert_same_but_genre(before, path)
+
+
 def test_undecodable_frame_in_an_unsynchronised_v23_tag(fresh: Factory) -> None:
     """Tag-level unsynchronisation (v2.3): the frame comes back decoded, in a tag without the flag."""
     path, title = _junk_title_mp3(fresh, 3, tag_flags=0x80)  # no 0xFF in the tag: encoding is the identity
