@@ -57,7 +57,7 @@ FRAMES_ON_DISK_KEY = "<ID3v2 frame count>"
 _ID3_CHUNKS = frozenset({b"id3 ", b"ID3 "})
 _NOT_KEPT_CHUNKS = _ID3_CHUNKS | {b"data", b"SSND"}  # the tag we write, and the audio (large, moved as is)
 _FLAG24_UNSYNCH = 0x0002
-_GENRE_FRAME_IDS = frozenset({b"TCON", b"TCO"})
+_GENRE_FRAME_IDS = frozenset({b"TCON", b"TCO", b"TCO\x00"})  # the last: a v2.2 name in a v2.3 tag
 _TAIL_KEPT = 1 << 12  # mutagen touches at most the last 133 bytes (ID3v1) of what follows the ID3v2 tag
 
 
@@ -186,9 +186,11 @@ def _end_kept(path: Path) -> Iterator[None]:
     with open(path, "rb") as handle:
         start = id3v2_end(handle)
         size = handle.seek(0, io.SEEK_END)
-        handle.seek(size - min(_TAIL_KEPT, size - start))
+        handle.seek(size - min(_TAIL_KEPT, max(0, size - start)))
         tail = handle.read()
     yield
+    if size < start:  # a tag claiming to be longer than the file: nothing of the original end to put back
+        return
     with open(path, "r+b") as handle:
         end = id3v2_end(handle) + size - start
         handle.seek(end - len(tail))
@@ -239,7 +241,8 @@ def _frame_count(tag: bytes) -> int:
         if not name.strip(b"\x00"):
             break  # padding
         size = bpi(int.from_bytes(data[4:8], "big")) if wide else int.from_bytes(data[3:6], "big")
-        count += size > 0 and name not in _GENRE_FRAME_IDS
+        if size and name not in _GENRE_FRAME_IDS:  # mutagen drops empty frames; they hold nothing
+            count += 1
         data = data[head + size :]
     return count
 
