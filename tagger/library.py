@@ -127,7 +127,8 @@ class _Plan:
     state: FileState
     probabilities: np.ndarray
     genres: TrackGenres | None = None
-    existing: list[str] | None = None  # None: the tags could not be read
+    existing: list[str] | None = None  # the written field's genres; None: the tags could not be read
+    owners: list[str] | None = None  # every genre the file carries (secondary tags too): what the policy keeps
     ours: bool = False  # the file's genre is our own last write
     write: tuple[GenreTags, list[str]] | None = None
 
@@ -257,7 +258,8 @@ class Library:
         )
         try:
             tags = self._open_tags(analysis.path)
-            plan.existing = report.existing = tags.read_genres()
+            plan.existing = tags.read_genres()
+            plan.owners = report.existing = tags.read_all_genres()
         except (TagReadError, UnsupportedFormatError) as error:
             report.outcome, report.reason = Outcome.FAILED, f"cannot read tags: {error.reason}"
             return self._store(plan, report)
@@ -267,13 +269,13 @@ class Library:
         if not plan.genres.confident and not self.options.tag_low_confidence:
             report.outcome, report.reason = Outcome.LOW_CONFIDENCE, f"confidence {plan.genres.top.confidence:.2f}"
             return self._store(plan, report)
-        target = decide(plan.existing, list(plan.genres.chosen), self.options.policy, plan.ours)
+        target = decide(plan.owners, list(plan.genres.chosen), self.options.policy, plan.ours)
         if target is not None:
             target = tags.as_stored(target)  # e.g. ID3v2.3 joins several genres into one value
             if target == plan.existing:
                 target = None
         if target is None:
-            kept = plan.existing and plan.existing != list(plan.genres.chosen) and not plan.ours
+            kept = plan.owners and plan.owners != list(plan.genres.chosen) and not plan.ours
             report.outcome = Outcome.KEPT if kept else Outcome.UNCHANGED
             return self._store(plan, report)
         report.proposed = target
@@ -295,8 +297,8 @@ class Library:
             track.fingerprint = _safe_fingerprint(analysis.path, plan.state.size)
             track.duration = analysis.duration
             track.format = analysis.path.suffix.lower().lstrip(".")
-            if plan.existing is not None and not plan.ours:
-                track.user_genres = plan.existing
+            if plan.owners is not None and not plan.ours:
+                track.user_genres = plan.owners
             result = Result(
                 track=track,
                 model_id=analysis.model_id,

@@ -6,7 +6,9 @@ disk lives here, so that the safety rules hold for every format alike:
 
 * The original is never opened for writing. :func:`rewrite_atomically` copies it to a hidden
   temp file in the same directory (``.<name>.tagger-tmp-XXXXXXXX``), mutagen edits the copy,
-  the copy is re-read and checked (genre is what we asked for, every other tag is unchanged),
+  the copy is re-read and checked (genre is what we asked for, every other tag is unchanged,
+  and every secondary tag the family never writes - ID3v1, APEv2, RIFF INFO, an ID3v2 tag in
+  front of a FLAC - is byte-identical),
   synced to disk, given the original's permission bits / owner / extended attributes, and only
   then ``os.replace``-d over the original; the directory is synced afterwards. Any failure
   before the replace removes the temp file and leaves the original untouched.
@@ -38,6 +40,7 @@ from typing import BinaryIO, ClassVar, TypeVar
 from mutagen import FileType, MutagenError
 
 from tagger.errors import FileError, TagReadError, TagWriteError
+from tagger.tags.secondary import genres_in
 
 TEMP_MARKER = ".tagger-tmp-"
 """Part of every temp file's name; a scanner that finds one left by a crash may delete it."""
@@ -117,6 +120,23 @@ class GenreTags(ABC):
         except Exception as exc:
             raise TagReadError(self.path, reason_for(exc)) from exc
 
+    def read_secondary_genres(self) -> list[str]:
+        """Genres in tags this family reads but never writes (ID3v1, APEv2, RIFF INFO, ...), read now."""
+        try:
+            return genres_in(self._kept_blocks(self.path))
+        except OSError as exc:
+            raise TagReadError(self.path, reason_for(exc)) from exc
+
+    def read_all_genres(self) -> list[str]:
+        """Every genre the file carries: the written field's, then the secondary tags' not already there."""
+        out = self.read_genres()
+        seen = {genre.casefold() for genre in out}
+        for genre in self.read_secondary_genres():
+            if genre.casefold() not in seen:
+                seen.add(genre.casefold())
+                out.append(genre)
+        return out
+
     def as_stored(self, genres: list[str]) -> list[str]:
         """What ``read_genres()`` returns after ``write_genres(genres)``: compare against this.
 
@@ -173,6 +193,10 @@ class GenreTags(ABC):
         """Write ``audio``'s tags back into the file it was loaded from (the temp copy)."""
         audio.save()
 
+    def _kept_blocks(self, path: Path) -> dict[str, bytes]:
+        """Raw bytes of the parts of ``path`` a write must leave byte-identical (secondary tags), by name."""
+        return {}
+
     # ----------------------------------------------------------------- internals
 
     def _writable_target(self) -> tuple[Path, FileIdentity]:
@@ -192,6 +216,7 @@ class GenreTags(ABC):
         """Edit the temp copy and prove that only the genre changed; returns the re-read copy."""
         audio = self.load(self._kind, str(tmp))
         converting = self._needs_conversion()
+        kept = self._kept_blocks(tmp)
         before = self._others_of(audio)
         self._apply(audio, wanted)
         planned = self._others_of(audio)
@@ -205,6 +230,10 @@ class GenreTags(ABC):
         after = self._others_of(reread)
         if after != planned:
             raise TagWriteError(self.path, f"verification failed: other tags changed ({_diff_keys(planned, after)})")
+        now = self._kept_blocks(tmp)
+        if now != kept:
+            changed = sorted(name for name in kept.keys() | now.keys() if kept.get(name) != now.get(name))
+            raise TagWriteError(self.path, f"verification failed: {', '.join(changed)} changed")
         return reread
 
 

@@ -9,32 +9,73 @@ ID3 version policy (decided so that only the genre changes):
   says. Converting would rewrite other frames (v2.4 -> v2.3 drops TSOP/TDRL/... and folds
   TDRC into TYER/TDAT/TIME; v2.3 -> v2.4 turns TYER into TDRC), and mutagen drops frames it
   does not know when the version changes.
-* ``id3_version`` (3 or 4) is used for new tags (file without ID3v2), for ID3v1-only files
+* ``id3_version`` (3 or 4) is used for new tags (file without ID3v2, ID3v1-only included)
   and for ID3v2.2 tags, which mutagen cannot write: those get converted with mutagen's
   ``update_to_v23/24`` - the one case where other frames' IDs may change (TYE -> TYER/TDRC).
 * Several genres in a v2.3 tag are one TCON string joined with ``id3_separator`` (v2.3 has
   no multi-value frames); v2.4 uses real null-separated values. Other frames are saved with
   ``v23_sep=None`` so their existing multiple values are not re-joined.
-* MP3 with an ID3v1 tag: mutagen merges v1 fields into the tag on load and regenerates the
-  v1 block from them on save (``v1=UPDATE``: kept, never added), so its title/artist/... keep
-  their values; its genre byte follows the first genre (255 if not a standard ID3v1 genre).
+* MP3 with an ID3v1 tag: it is someone else's tag and is never merged into the ID3v2 tag
+  nor regenerated from it. mutagen always rewrites or truncates the v1 block on save, so the
+  temp copy gets the original end of the file put back (ID3v1, an "enhanced" ``TAG+`` block,
+  an APEv2 tag); the write is refused unless those blocks are byte-identical afterwards.
   WAV/AIFF never read or write ID3v1.
-* APEv2 tags and RIFF INFO chunks (IGNR) are left byte-identical and are not read.
+* Frames mutagen cannot decode (a UTF-8-flagged TIT2 holding Latin-1 bytes, bad compressed
+  data) would be dropped on load and lost on save; here they are kept as raw "unknown" frames,
+  which mutagen writes back verbatim into the same ID3 version. As a check independent of
+  mutagen's parsing, the frames of the tag on disk are counted from their headers before and
+  after the write; a write that would lose one is refused. That also refuses a tag whose
+  duplicate frames mutagen would merge or drop (two ``TPE1``, two ``APIC`` with one
+  description), a frame with an invalid ID, and a v2.2 tag with frames that have no v2.3/v2.4
+  equivalent.
+* APEv2 tags and ID3v1 blocks in an MP3, and every RIFF/AIFF chunk but the audio and the ID3
+  chunk (RIFF ``LIST/INFO`` with ``IGNR``), are left byte-identical (checked on every write);
+  their genres are read as the file's secondary genres (:mod:`tagger.tags.secondary`).
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any, ClassVar
 
 from mutagen import FileType
 from mutagen.aiff import AIFF
-from mutagen.id3 import TCON, Encoding, ID3v1SaveOptions, TextFrame
+from mutagen.id3 import TCON, Encoding, Frame, Frames, Frames_2_2, ID3JunkFrameError, ID3v1SaveOptions, TextFrame
+from mutagen.id3._tags import ID3Header, determine_bpi
+from mutagen.id3._util import unsynch
 from mutagen.mp3 import MP3
 from mutagen.wave import WAVE
 
 from tagger.tags.base import GenreTags, repr_digest, text_of
+from tagger.tags.secondary import id3v2_end, riff_chunks, trailer_blocks
 
 UNKNOWN_FRAMES_KEY = "<unknown frames>"
+FRAMES_ON_DISK_KEY = "<ID3v2 frame count>"
+_ID3_CHUNKS = frozenset({b"id3 ", b"ID3 "})
+_NOT_KEPT_CHUNKS = _ID3_CHUNKS | {b"data", b"SSND"}  # the tag we write, and the audio (large, moved as is)
+_FLAG24_UNSYNCH = 0x0002
+_GENRE_FRAME_IDS = frozenset({b"TCON", b"TCO", b"TCO\x00"})  # the last: a v2.2 name in a v2.3 tag
+_TAIL_KEPT = 1 << 12  # mutagen touches at most the last 133 bytes (ID3v1) of what follows the ID3v2 tag
+
+
+def _keeping(frame: type[Frame]) -> type[Frame]:
+    """``frame`` under its own name, but data it cannot decode becomes a raw "unknown" frame."""
+
+    def from_data(cls: type[Frame], header: Any, tflags: int, data: bytes) -> Frame:
+        try:
+            return super(kept, cls)._fromData(header, tflags, data)  # type: ignore[misc]
+        except ID3JunkFrameError:
+            raise NotImplementedError from None  # read_frames keeps these bytes in unknown_frames
+
+    kept: type[Frame] = type(frame.__name__, (frame,), {"_fromData": classmethod(from_data)})
+    return kept
+
+
+# v2.2 frames stay mutagen's own: their upgrade to v2.3 goes through the class's base
+_KEEPING_FRAMES: dict[str, type[Frame]] = {**Frames_2_2, **{name: _keeping(kind) for name, kind in Frames.items()}}
 
 
 class ID3GenreTags(GenreTags):
@@ -47,10 +88,13 @@ class ID3GenreTags(GenreTags):
 
     @classmethod
     def load(cls, kind: type[FileType], filename: str) -> FileType:
-        """Untranslated frames; ID3v1 only where it exists (MP3)."""
-        if kind is MP3:
-            return MP3(filename, translate=False)
-        return kind(filename, translate=False, load_v1=False)
+        """Untranslated frames, undecodable ones kept raw; ID3v1 is never merged in."""
+        audio = kind(filename, translate=False, load_v1=False, known_frames=_KEEPING_FRAMES)
+        tags = audio.tags
+        if tags is not None and tags.version >= (2, 4, 0) and tags.f_unsynch:
+            # mutagen saves without the tag-wide flag; a raw frame's data stays unsynchronised, so say it per frame
+            tags.unknown_frames = [_frame_unsynchronised(raw) for raw in tags.unknown_frames]
+        return audio
 
     @property
     def id3_version(self) -> int | None:
@@ -94,15 +138,22 @@ class ID3GenreTags(GenreTags):
                 tags.update_to_v24()
         self._pending_version = version
         tags.delall("TCON")
+        tags.unknown_frames = [raw for raw in tags.unknown_frames if raw[:4] != b"TCON"]  # an undecodable genre
         values = genres if version == 4 or len(genres) < 2 else [self.options.id3_separator.join(genres)]
         if values:
             tags.add(TCON(encoding=_encoding_for(values, version), text=values))
 
     def _save(self, audio: FileType) -> None:
         if isinstance(audio, MP3):
-            audio.save(v1=ID3v1SaveOptions.UPDATE, v2_version=self._pending_version, v23_sep=None)
+            with _end_kept(Path(str(audio.filename))):
+                audio.save(v1=ID3v1SaveOptions.UPDATE, v2_version=self._pending_version, v23_sep=None)
         else:
             audio.save(v2_version=self._pending_version, v23_sep=None)
+
+    def _kept_blocks(self, path: Path) -> dict[str, bytes]:
+        if self._kind is MP3:
+            return trailer_blocks(path)
+        return riff_chunks(path, big_endian=self._kind is AIFF, keep=lambda name: name not in _NOT_KEPT_CHUNKS)
 
     def _others_of(self, audio: FileType) -> dict[str, list[str]]:
         tags = audio.tags
@@ -116,9 +167,84 @@ class ID3GenreTags(GenreTags):
                 out[key] = [str(value) for value in frame.text]
             else:
                 out[key] = [f"{frame.pprint()} #{repr_digest(frame)}"]
-        if tags.unknown_frames:
-            out[UNKNOWN_FRAMES_KEY] = [text_of(raw) for raw in tags.unknown_frames]
+        unknown = [text_of(raw) for raw in tags.unknown_frames if raw[:4] != b"TCON"]
+        if unknown:
+            out[UNKNOWN_FRAMES_KEY] = unknown
+        on_disk = _frame_count(_raw_tag(type(audio), Path(str(audio.filename))))
+        if on_disk:
+            out[FRAMES_ON_DISK_KEY] = [str(on_disk)]
         return out
+
+
+@contextmanager
+def _end_kept(path: Path) -> Iterator[None]:
+    """Put back the bytes after the ID3v2 tag that mutagen's save rewrote (its ID3v1 handling).
+
+    mutagen only inserts or deletes bytes at the front (the ID3v2 tag) and writes or truncates
+    the last 133 bytes, so restoring the original last few KiB at the shifted end is exact.
+    """
+    with open(path, "rb") as handle:
+        start = id3v2_end(handle)
+        size = handle.seek(0, io.SEEK_END)
+        handle.seek(size - min(_TAIL_KEPT, max(0, size - start)))
+        tail = handle.read()
+    yield
+    if size < start:  # a tag claiming to be longer than the file: nothing of the original end to put back
+        return
+    with open(path, "r+b") as handle:
+        end = id3v2_end(handle) + size - start
+        handle.seek(end - len(tail))
+        handle.write(tail)
+        handle.truncate(end)
+
+
+def _frame_unsynchronised(raw: bytes) -> bytes:
+    """A raw v2.4 frame with its own unsynchronisation flag set."""
+    flags = int.from_bytes(raw[8:10], "big") | _FLAG24_UNSYNCH
+    return raw[:8] + flags.to_bytes(2, "big") + raw[10:]
+
+
+def _raw_tag(kind: type[FileType], path: Path) -> bytes:
+    """The ID3v2 tag's bytes as stored: at the start of an MP3, in the ID3 chunk of WAV/AIFF."""
+    if kind is MP3:
+        with open(path, "rb") as handle:
+            end = id3v2_end(handle)
+            handle.seek(0)
+            return handle.read(end)
+    chunks = riff_chunks(path, big_endian=kind is AIFF, keep=lambda name: name in _ID3_CHUNKS)
+    return next((raw[8:] for raw in chunks.values()), b"")
+
+
+def _frame_count(tag: bytes) -> int:
+    """Non-genre frames in a raw ID3v2 tag, walked from the frame headers the way mutagen walks them.
+
+    Needs no frame to be understood, so a frame mutagen would drop still counts.
+    """
+    if tag[:3] != b"ID3":
+        return 0
+    handle = io.BytesIO(tag)
+    try:
+        header = ID3Header(handle)
+    except Exception:  # not a tag mutagen reads at all: it loads as "no tag", nothing to count
+        return 0
+    data = tag[handle.tell() : header.size]
+    version = header.version
+    if version < ID3Header._V24 and header.f_unsynch:
+        with suppress(ValueError):  # mutagen then reads the bytes as they are; so does this count
+            data = unsynch.decode(data)
+    wide = version >= ID3Header._V23
+    head = 10 if wide else 6
+    bpi = determine_bpi(data, Frames) if version >= ID3Header._V24 else int
+    count = 0
+    while len(data) >= head:
+        name = data[:4] if wide else data[:3]
+        if not name.strip(b"\x00"):
+            break  # padding
+        size = bpi(int.from_bytes(data[4:8], "big")) if wide else int.from_bytes(data[3:6], "big")
+        if size and name not in _GENRE_FRAME_IDS:  # mutagen drops empty frames; they hold nothing
+            count += 1
+        data = data[head + size :]
+    return count
 
 
 def _encoding_for(values: list[str], version: int) -> int:

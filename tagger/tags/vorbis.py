@@ -3,13 +3,15 @@
 Several genres are repeated ``GENRE=`` entries (the Vorbis comment way). Keys are
 case-insensitive, so ``genre``/``Genre`` entries count as genre and are replaced by
 ``GENRE`` entries, which mutagen appends after the other comments; the order of the other
-comments is kept. FLAC pictures, an ID3 tag some tools put in front of a FLAC, and the Ogg
-audio packets are left as they are (Ogg pages after the comment header may be renumbered by
+comments is kept. FLAC pictures, an ID3 tag some tools put in front of a FLAC (byte-identical,
+checked on every write; its genre is read as a secondary genre), and the Ogg audio packets are
+left as they are (Ogg pages after the comment header may be renumbered by
 mutagen when the header grows, which changes page checksums but not a single audio byte).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from mutagen import FileType
@@ -18,6 +20,7 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 
 from tagger.tags.base import GenreTags, digest
+from tagger.tags.secondary import id3v2_prefix
 
 PICTURES_KEY = "<flac pictures>"
 
@@ -48,6 +51,9 @@ class VorbisGenreTags(GenreTags):
             audio.save(deleteid3=False)  # an ID3 tag in front of a FLAC is someone else's data
         else:
             audio.save()
+
+    def _kept_blocks(self, path: Path) -> dict[str, bytes]:
+        return id3v2_prefix(path) if self._kind is FLAC else {}
 
     def _others_of(self, audio: FileType) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -268,3 +268,65 @@ def no_temp_files(folder: Path) -> bool:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+# ------------------------------------------------------------------------ secondary tags, by hand
+
+
+def id3v1_block(title: str = "", artist: str = "", comment: str = "", genre: int = 255) -> bytes:
+    """A raw 128-byte ID3v1.1 block (album "Album", year 1999, track 5)."""
+
+    def field(text: str, width: int) -> bytes:
+        return text.encode("latin-1")[:width].ljust(width, b"\x00")
+
+    block = b"TAG" + field(title, 30) + field(artist, 30) + field("Album", 30) + b"1999"
+    return block + field(comment, 28) + b"\x00\x05" + bytes([genre])
+
+
+def tag_plus_block(title: str, genre: str) -> bytes:
+    """A raw 227-byte "enhanced" ID3v1 block (``TAG+``), which goes right before ``TAG``."""
+    return (
+        b"TAG+"
+        + title.encode().ljust(60, b"\x00")
+        + b"\x00" * 120
+        + b"\x01"
+        + genre.encode().ljust(30, b"\x00")
+        + (b"000:00" * 2)
+    )
+
+
+def syncsafe(value: int) -> bytes:
+    return bytes([(value >> 21) & 0x7F, (value >> 14) & 0x7F, (value >> 7) & 0x7F, value & 0x7F])
+
+
+def raw_frame(frame_id: bytes, body: bytes, version: int, flags: int = 0) -> bytes:
+    """One ID3v2.3/2.4 frame as bytes (v2.4 sizes are syncsafe)."""
+    size = syncsafe(len(body)) if version == 4 else len(body).to_bytes(4, "big")
+    return frame_id + size + flags.to_bytes(2, "big") + body
+
+
+def raw_id3v2(frames: list[bytes], version: int, flags: int = 0, padding: int = 64) -> bytes:
+    """A whole ID3v2 tag made of ``frames`` (already encoded as the tag flags ask)."""
+    body = b"".join(frames) + b"\x00" * padding
+    return b"ID3" + bytes([version, 0, flags]) + syncsafe(len(body)) + body
+
+
+def riff_list_info(items: dict[bytes, str]) -> bytes:
+    """A RIFF ``LIST``/``INFO`` chunk (what Windows and many rippers write into a WAV)."""
+    body = b"INFO"
+    for key, text in items.items():
+        value = text.encode("latin-1") + b"\x00"
+        body += key + len(value).to_bytes(4, "little") + value + b"\x00" * (len(value) & 1)
+    return b"LIST" + len(body).to_bytes(4, "little") + body
+
+
+def append_riff_chunk(path: Path, chunk: bytes) -> None:
+    """Append a chunk to a WAV and fix the RIFF size."""
+    data = bytearray(path.read_bytes()) + chunk
+    data[4:8] = (len(data) - 8).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+def riff_chunk(path: Path, name: bytes) -> bytes:
+    """The body of a WAV's top-level chunk ``name`` (parsed by hand)."""
+    return _chunks(path.read_bytes(), 12, big_endian=False)[name]

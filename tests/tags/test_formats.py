@@ -13,7 +13,7 @@ import pytest
 from mutagen.aiff import AIFF
 from mutagen.asf import ASF
 from mutagen.flac import FLAC
-from mutagen.id3 import ID3, TCON, TDRC, TIT2, TPE1, TSOP, TYER, Encoding
+from mutagen.id3 import ID3, TDRC, TSOP, TYER, Encoding
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4
 from mutagen.oggopus import OggOpus
@@ -252,34 +252,6 @@ def test_existing_v24_tag_stays_v24_even_if_v23_asked(fresh: Factory) -> None:
     assert id3["TCON"].text == ["Rock", "Pop"]
     assert id3["TSOP"].text == ["Artist, The"]
     assert open_tags(path).read_other_tags() == before
-
-
-def test_id3v1_tag_is_kept(fresh: Factory) -> None:
-    path = fresh(".mp3")
-    audio = MP3(path)
-    audio.add_tags()
-    audio.tags.add(TIT2(encoding=Encoding.LATIN1, text=["Only In V1"]))
-    audio.tags.add(TPE1(encoding=Encoding.LATIN1, text=["V1 Artist"]))
-    audio.tags.add(TCON(encoding=Encoding.LATIN1, text=["Blues"]))
-    audio.save(v1=2)  # v2 + v1
-    v1_block = path.read_bytes()[-128:]
-    audio = MP3(path)
-    audio.tags.delall("TIT2")
-    audio.save(v1=0)  # drops ID3v1 ...
-    with path.open("ab") as handle:  # ... and put the old one back: the title lives only in ID3v1
-        handle.write(v1_block)
-    data = path.read_bytes()
-    assert "TIT2" not in ID3(path, load_v1=False)
-    assert data[-128:-125] == b"TAG" and b"Only In V1" in data[-128:]
-    tags = open_tags(path)
-    before = tags.read_other_tags()
-    assert before["TIT2"] == ["Only In V1"]  # merged from ID3v1
-    tags.write_genres(["Rock"])
-    data = path.read_bytes()
-    assert data[-128:-125] == b"TAG" and b"Only In V1" in data[-128:]
-    assert data[-1] == 17  # ID3v1 genre byte follows the new genre (17 = Rock)
-    assert open_tags(path).read_other_tags() == before
-    assert open_tags(path).read_genres() == ["Rock"]
 
 
 def _id3v22_tag(frames: list[tuple[bytes, str]]) -> bytes:
