@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -57,7 +58,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config).override(**overrides)
     except ConfigError as error:
-        console.print(f"[red]config error:[/] {error}")
+        console.print(f"[red]config error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from error
 
 
