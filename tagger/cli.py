@@ -520,6 +520,7 @@ def status(
         raise typer.Exit(0 if data["running"] else 3)
     table = Table(title="tagger watch", show_header=False)
     last = data.get("last_track") or {}
+    refused = data.get("config_error")
     rows = [
         ("state", f"{data.get('state')} (pid {data.get('pid')})"),
         ("started", str(data.get("started"))),
@@ -527,6 +528,7 @@ def status(
         ("queue", f"{data.get('queue', 0)} waiting, {data.get('in_progress', 0)} in progress"),
         ("last track", f"{last.get('outcome')} {last.get('path')} at {last.get('at')}" if last else "(none yet)"),
         ("errors since start", str(data.get("errors", 0))),
+        ("config", f"reload refused, previous settings kept: {escape(refused)}" if refused else "ok"),
         ("since start", ", ".join(f"{n} {k}" for k, n in sorted((data.get("counts") or {}).items())) or "-"),
         ("last reconcile", str(data.get("last_reconcile") or "-")),
         ("updated", str(data.get("updated"))),

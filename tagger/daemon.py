@@ -303,6 +303,7 @@ class Daemon:
         self.errors = 0
         self.last_track: dict[str, Any] | None = None
         self.last_reconcile: float | None = None
+        self.config_error: str | None = None  # why the last SIGHUP reload was refused (old settings kept)
         self.in_progress = 0
         self.caught_up = threading.Event()
         self.crashed = False
@@ -844,9 +845,11 @@ class Daemon:
             library = Library(self.library.db, self.library.card, tag_options(settings, self.library.options))
         except Exception as error:  # a typo in the config must not stop the daemon
             log.error("config reload failed, keeping the current settings: %s", error)
+            self.config_error = str(error)
             self.errors += 1
             self.notifier.ready(self._status_line())
             return
+        self.config_error = None
         self.library = library
         self.scanner.library = library
         self.scanner.max_windows = settings.max_windows
@@ -931,6 +934,7 @@ class Daemon:
             "last_reconcile": _iso(self.last_reconcile),
             "policy": self.library.options.policy.value,
             "min_confidence": self.library.options.min_confidence,
+            "config_error": self.config_error,
         }
 
     def _write_status(self, force: bool = False) -> None:

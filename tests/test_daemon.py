@@ -403,3 +403,42 @@ def test_sigterm_stops_tagger_watch_promptly_and_cleanly(
         assert wait_for(lambda: all(tagged(database, music / s.name) for s in sources), timeout=60)
         assert daemon.wait_idle(10, settle=2 * QUIET)
     assert all(count == 1 for _, count in track_rows(database).values())
+
+
+def test_sighup_with_a_badly_typed_setting_keeps_the_old_settings(tmp_path: Path, music: Path, staging: Path) -> None:
+    db_path = tmp_path / "state" / "tagger.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f'model = "{TINY_CARD}"\nmin_confidence = 0.0\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "INVOCATION_ID", "TAGGER_DB")}
+    command = [sys.executable, "-m", "tagger.cli", "watch", str(music), "--db", str(db_path), "--config", str(config)]
+    command += ["--quiet-seconds", str(QUIET), "--reconcile-hours", "0"]
+    status_path = status_file_for(f"sqlite:///{db_path}")
+
+    def status() -> dict[str, object]:
+        return read_status(status_path) or {}
+
+    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: status().get("state") == "watching", timeout=60), status()
+        config.write_text(f'model = "{TINY_CARD}"\nmin_confidence = "high"\n')
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: status().get("config_error"), timeout=20), status()
+        shutil.copy(make(staging / "new.wav", 2), music / "new.wav")  # classified under the old settings
+        database = Database(db_path)
+        assert wait_for(lambda: tagged(database, music / "new.wav"), timeout=60), status()
+        shown = CliRunner().invoke(app, ["status", "--db", str(db_path)])
+        assert "reload refused, previous settings kept" in shown.output and "min_confidence" in shown.output
+        config.write_text(f'model = "{TINY_CARD}"\nmin_confidence = 0.2\n')
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: status().get("min_confidence") == 0.2, timeout=20), status()
+        assert status()["config_error"] is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        stderr = process.stderr.read() if process.stderr else ""
+    refused = [line for line in stderr.splitlines() if "config reload failed" in line]
+    assert len(refused) == 1, stderr
+    assert refused[0].endswith(f'{config}: min_confidence: expected a number from 0 to 1, got "high"'), stderr
+    assert "Traceback" not in stderr and "failed" not in stderr.replace("config reload failed", ""), stderr
