@@ -521,10 +521,11 @@ def status(
     table = Table(title="tagger watch", show_header=False)
     last = data.get("last_track") or {}
     refused = data.get("config_error")
+    missing, roots = data.get("missing_roots") or {}, data.get("roots") or []
     rows = [
         ("state", f"{data.get('state')} (pid {data.get('pid')})"),
         ("started", str(data.get("started"))),
-        ("roots", ", ".join(data.get("roots") or [])),
+        ("roots", ", ".join(f"{r} (missing since {missing[r]})" if r in missing else r for r in roots)),
         ("queue", f"{data.get('queue', 0)} waiting, {data.get('in_progress', 0)} in progress"),
         ("last track", f"{last.get('outcome')} {last.get('path')} at {last.get('at')}" if last else "(none yet)"),
         ("errors since start", str(data.get("errors", 0))),

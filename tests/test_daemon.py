@@ -262,17 +262,61 @@ def test_changes_while_stopped_are_caught_up_at_the_next_start(
         assert rows[str(music / "first.wav")] == (TrackStatus.DONE, 1)  # unchanged: not classified again
 
 
-def test_periodic_reconcile_finds_what_the_observer_missed(library: Library, music: Path) -> None:
+def test_periodic_reconcile_finds_what_the_observer_missed(
+    library: Library, music: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tagger.daemon.ROOT_CHECK_SECONDS", 3600.0)  # no re-arming of the stopped observer
     make(music / "a.wav", 0)
     with running(library, [music], reconcile_hours=1 / 3600) as daemon:
         assert wait_for(lambda: tagged(library.db, music / "a.wav"))
-        for observer in daemon._observers:  # events dropped, as the OS may do
+        for observer in daemon._observers.values():  # events dropped, as the OS may do
             observer.stop()
             observer.join()
         (music / "a.wav").unlink()
         make(music / "b.flac", 1)
         assert wait_for(lambda: tagged(library.db, music / "b.flac"), timeout=20)
         assert wait_for(lambda: track_rows(library.db)[str(music / "a.wav")][0] == TrackStatus.GONE, timeout=20)
+
+
+def test_a_root_deleted_and_recreated_is_watched_again(
+    library: Library, music: Path, staging: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tagger.daemon.ROOT_CHECK_SECONDS", 0.2)
+    make(music / "old.wav", 0)
+    with running(library, [music]) as daemon:
+        assert tagged(library.db, music / "old.wav")
+        shutil.rmtree(music)
+        assert wait_for(lambda: str(music) in daemon.status()["missing_roots"], timeout=10), daemon.status()
+        assert "1 missing" in daemon._status_line()
+        music.mkdir()
+        assert wait_for(lambda: not daemon.status()["missing_roots"], timeout=10)
+        shutil.copy(make(staging / "new.wav", 1), music / "new.wav")
+        assert wait_for(lambda: tagged(library.db, music / "new.wav"), timeout=20)
+        (music / "sub").mkdir()  # and the new observer watches the whole tree, not just the top folder
+        shutil.copy(make(staging / "deep.flac", 2), music / "sub" / "deep.flac")
+        assert wait_for(lambda: tagged(library.db, music / "sub" / "deep.flac"), timeout=20)
+
+
+def test_a_root_that_goes_away_keeps_its_tracks_and_is_caught_up_when_back(
+    library: Library, music: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like an unmounted disk: the folder goes away whole (no per-file deletions) and comes back."""
+    monkeypatch.setattr("tagger.daemon.ROOT_CHECK_SECONDS", 0.2)
+    make(music / "kept.wav", 0)
+    away = tmp_path / "unmounted"
+    with running(library, [music], reconcile_hours=1 / 3600) as daemon:
+        assert tagged(library.db, music / "kept.wav")
+        music.rename(away)
+        assert wait_for(lambda: str(music) in daemon.status()["missing_roots"], timeout=10)
+        gone_at = time.time()
+        # a reconcile (every second here) while it is away marks nothing gone
+        assert wait_for(lambda: (daemon.last_reconcile or 0) > gone_at + 0.5, timeout=20)
+        assert track_rows(library.db)[str(music / "kept.wav")][0] == TrackStatus.DONE
+        make(away / "while-away.wav", 1)  # written while it was not watched
+        away.rename(music)
+        assert wait_for(lambda: tagged(library.db, music / "while-away.wav"), timeout=20)
+        assert wait_for(lambda: not daemon.status()["missing_roots"], timeout=10)
+    assert track_rows(library.db)[str(music / "kept.wav")] == (TrackStatus.DONE, 1)  # not re-classified
 
 
 def test_reload_changes_settings_and_keeps_the_queue(library: Library, music: Path, staging: Path) -> None:
