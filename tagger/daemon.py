@@ -915,6 +915,7 @@ class Daemon:
             self.notifier.ready(self._status_line())
             return
         self.config_error = None
+        redecide = library.options.decided_with != self.library.options.decided_with
         self.library = library
         self.scanner.library = library
         self.scanner.max_windows = settings.max_windows
@@ -930,6 +931,9 @@ class Daemon:
             self.watch.reconcile_hours,
             " (polling change needs a restart)" if restart else "",
         )
+        if redecide and self._walk is None:  # tracks decided with the old options: re-decided, not decoded
+            self._start_walk("applying the new options")
+            self.state = "reconciling"
         self.notifier.ready(self._status_line())
 
     # ------------------------------------------------------------------ progress

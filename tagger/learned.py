@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy.orm import aliased
 
 from tagger.errors import ModelError
 from tagger.learn import CARD_KIND, CARD_SCHEMA_VERSION, LinearHead
@@ -95,7 +96,8 @@ def stored_analyses(
     * for a learned vocabulary, under another vocabulary (or under this name but older than the
       vocabulary's current version) with an embedding.
     """
-    latest = select(func.max(Result.id).label("id")).group_by(Result.track_id).subquery()
+    newer = aliased(Result)
+    latest = select(func.max(newer.id)).where(newer.track_id == Track.id).scalar_subquery()  # per track (indexed)
     same = Result.vocabulary == vocabulary.name
     redecide = (
         and_(same, or_(Result.decided_with.is_(None), Result.decided_with != decided_with))
@@ -110,8 +112,7 @@ def stored_analyses(
         stale = or_(stale, and_(other, Result.embedding.is_not(None)))
     query = (
         select(Track.path, Track.duration, Result.model_id, Result.vocabulary, Result.windows, Result.embedding)
-        .join(Result, Result.track_id == Track.id)
-        .join(latest, latest.c.id == Result.id)
+        .join(Result, Result.id == latest)
         .where(Track.status == TrackStatus.DONE, Result.model_id == model_id, stale)
     )
     if paths is not None:

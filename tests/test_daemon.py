@@ -330,6 +330,17 @@ def test_reload_changes_settings_and_keeps_the_queue(library: Library, music: Pa
         assert daemon.library.options.min_confidence == 0.1
 
 
+def test_reload_with_a_new_top_k_re_decides_the_library_from_stored_results(library: Library, music: Path) -> None:
+    make(music / "a.wav", 0)
+    settings = Settings(top_k=2, watch=WatchSettings(quiet_seconds=QUIET, reconcile_hours=0.0))
+    with running(library, [music], reload=lambda: settings) as daemon:
+        assert len(open_tags(music / "a.wav").read_genres()) == 1
+        daemon.request_reload()
+        assert wait_for(lambda: len(open_tags(music / "a.wav").read_genres()) == 2, timeout=20)
+        assert daemon.wait_idle(10, settle=2 * QUIET)
+    assert track_rows(library.db)[str(music / "a.wav")] == (TrackStatus.DONE, 2)  # re-decided once
+
+
 def test_idle_daemon_releases_its_workers(
     library: Library, music: Path, staging: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
