@@ -41,6 +41,9 @@ the one watched (deleted and recreated, mounted or unmounted), it gets a new obs
 Stop (SIGTERM/SIGINT): observers stop, the track in hand is finished, the rest of the queue is
 abandoned (the next start's catch-up redoes it). SIGHUP re-reads the config (policy,
 thresholds, quiet period...) and keeps the queue; model, database and roots need a restart.
+A config that fails the checks of :mod:`tagger.config` is refused: settings kept, one log line,
+``config_error`` in the status. New tagging options start a walk that re-decides tracks from
+their stored results (no decoding).
 
 Status file: written atomically (temp + rename) about once a second. For an SQLite database it
 lies beside the database file as ``<db file>.status.json`` (the service's ``StateDirectory``,
