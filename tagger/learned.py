@@ -21,7 +21,7 @@ from tagger.learn import CARD_KIND, CARD_SCHEMA_VERSION, LinearHead
 from tagger.library import embedding_from_bytes
 from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
-from tagger.store import Database, Result, Track, TrackStatus
+from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.vocabulary import Vocabulary
 
 
@@ -91,16 +91,19 @@ def stored_analyses(
     That is a classified track (among ``paths``, if given) whose latest result is from ``model_id`` and
 
     * under this vocabulary, but decided with other options than ``decided_with`` (see
-      :attr:`~tagger.library.TagOptions.decided_with`; unknown for rows older than that column):
-      rebuilt from the stored window probabilities, so a new top-k or policy needs no decoding;
+      :attr:`~tagger.library.TagOptions.decided_with`; unknown for rows older than that column)
+      and not restored since: rebuilt from the stored window probabilities, so a new top-k or
+      policy needs no decoding;
     * for a learned vocabulary, under another vocabulary (or under this name but older than the
       vocabulary's current version) with an embedding.
     """
     newer = aliased(Result)
     latest = select(func.max(newer.id)).where(newer.track_id == Track.id).scalar_subquery()  # per track (indexed)
     same = Result.vocabulary == vocabulary.name
+    # A decision whose tag write the owner undid (`tagger restore`) is left alone: `--force` redoes it.
+    restored = select(TagWrite.id).where(TagWrite.result_id == Result.id, TagWrite.status == TagWriteStatus.RESTORED)
     redecide = (
-        and_(same, or_(Result.decided_with.is_(None), Result.decided_with != decided_with))
+        and_(same, or_(Result.decided_with.is_(None), Result.decided_with != decided_with), ~restored.exists())
         if decided_with is not None
         else false()
     )
