@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -57,7 +58,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config).override(**overrides)
     except ConfigError as error:
-        console.print(f"[red]config error:[/] {error}")
+        console.print(f"[red]config error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from error
 
 
@@ -532,13 +533,16 @@ def status(
         raise typer.Exit(0 if data["running"] else 3)
     table = Table(title="tagger watch", show_header=False)
     last = data.get("last_track") or {}
+    refused = data.get("config_error")
+    missing, roots = data.get("missing_roots") or {}, data.get("roots") or []
     rows = [
         ("state", f"{data.get('state')} (pid {data.get('pid')})"),
         ("started", str(data.get("started"))),
-        ("roots", ", ".join(data.get("roots") or [])),
+        ("roots", ", ".join(f"{r} (missing since {missing[r]})" if r in missing else r for r in roots)),
         ("queue", f"{data.get('queue', 0)} waiting, {data.get('in_progress', 0)} in progress"),
         ("last track", f"{last.get('outcome')} {last.get('path')} at {last.get('at')}" if last else "(none yet)"),
         ("errors since start", str(data.get("errors", 0))),
+        ("config", f"reload refused, previous settings kept: {escape(refused)}" if refused else "ok"),
         ("since start", ", ".join(f"{n} {k}" for k, n in sorted((data.get("counts") or {}).items())) or "-"),
         ("last reconcile", str(data.get("last_reconcile") or "-")),
         ("updated", str(data.get("updated"))),

@@ -33,9 +33,17 @@ changed while stopped), then tracks under the roots whose files vanished are mar
 for a root that is missing or empty: an unmounted share must not mark a library gone).
 The same walk repeats every ``watch.reconcile_hours`` and after a queue overflow.
 
+Roots: the main thread stats each root every ``ROOT_CHECK_SECONDS`` (and at once when its observer
+reports it deleted: the observer stops watching then). A missing root is logged ("root missing") and
+listed in the status (``missing_roots``), its tracks kept; once it is back, or is another folder than
+the one watched (deleted and recreated, mounted or unmounted), it gets a new observer and a walk.
+
 Stop (SIGTERM/SIGINT): observers stop, the track in hand is finished, the rest of the queue is
 abandoned (the next start's catch-up redoes it). SIGHUP re-reads the config (policy,
 thresholds, quiet period...) and keeps the queue; model, database and roots need a restart.
+A config that fails the checks of :mod:`tagger.config` is refused: settings kept, one log line,
+``config_error`` in the status. New tagging options start a walk that re-decides tracks from
+their stored results (no decoding).
 
 Status file: written atomically (temp + rename) about once a second. For an SQLite database it
 lies beside the database file as ``<db file>.status.json`` (the service's ``StateDirectory``,
@@ -61,6 +69,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 from platformdirs import user_state_dir
@@ -97,6 +106,7 @@ STATUS_INTERVAL = 1.0  # seconds between status-file / STATUS= refreshes
 POLL_INTERVAL = 10.0  # seconds between the polling observer's snapshots (each stats every file)
 POOL_IDLE_SECONDS = 600.0  # stop the worker processes after this long without work
 STOP_GRACE = 20.0  # seconds the main thread waits for the track in hand on stop
+ROOT_CHECK_SECONDS = 5.0  # seconds between stats of each root: a deleted, recreated or remounted root is re-watched
 
 # Only these reach the handler: opens and read-only closes (our own decoding) never wake the daemon.
 WATCHED_EVENTS: list[type[FileSystemEvent]] = [
@@ -154,6 +164,15 @@ def _pid_alive(pid: object) -> bool:
 
 def _iso(timestamp: float | None) -> str | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def _identity(folder: str) -> tuple[int, int] | None:
+    """(device, inode) of ``folder``; None if it is not there (or not a folder)."""
+    try:
+        stat = os.stat(folder)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino) if S_ISDIR(stat.st_mode) else None
 
 
 def _safe_url(url: str) -> str:
@@ -285,8 +304,11 @@ class Daemon:
         self._signal_stop: int | None = None
         self._wakeup: tuple[socket.socket, socket.socket] | None = None
 
-        self._observers: list[BaseObserver] = []
+        self._observers: dict[str, BaseObserver] = {}
         self.observer_modes: dict[str, str] = {}  # root -> "inotify" | "polling"
+        self._root_ids: dict[str, tuple[int, int]] = {}  # root -> (st_dev, st_ino) its observer watches
+        self.missing_roots: dict[str, float] = {}  # root -> since when (time.time())
+        self._next_root_check = 0.0
         self._processor: threading.Thread | None = None
         self._walk: Iterator[list[tuple[Path, Path]]] | None = None
         self._walk_reason = ""
@@ -303,6 +325,7 @@ class Daemon:
         self.errors = 0
         self.last_track: dict[str, Any] | None = None
         self.last_reconcile: float | None = None
+        self.config_error: str | None = None  # why the last SIGHUP reload was refused (old settings kept)
         self.in_progress = 0
         self.caught_up = threading.Event()
         self.crashed = False
@@ -372,9 +395,13 @@ class Daemon:
         if not self.library.options.dry_run and (recovered := self.library.recover()):
             log.info("recovered %d interrupted tag write(s)", recovered)
         for root in self.roots:
-            self._observers.append(self._start_observer(root))
+            if _identity(root) is None:
+                self._root_missing(root)
+            else:
+                self._observers[root] = self._start_observer(root)
         watched = ", ".join(f"{root} ({mode})" for root, mode in self.observer_modes.items())
         log.info("watching %s, quiet period %.1f s", watched, self.watch.quiet_seconds)
+        self._next_root_check = time.monotonic() + ROOT_CHECK_SECONDS
         self._start_walk("catch-up", force=self.force_catch_up)
         self.state = "catching-up"
         self._processor = threading.Thread(target=self._process_loop, name="tagger-processor", daemon=True)
@@ -383,6 +410,9 @@ class Daemon:
         self._write_status(force=True)
 
     def _start_observer(self, root: str) -> BaseObserver:
+        identity = _identity(root)
+        if identity is not None:
+            self._root_ids[root] = identity
         handler = _Handler(self)
         if not self.watch.polling:
             observer: BaseObserver = Observer()
@@ -446,6 +476,8 @@ class Daemon:
             stalled = not healthy
             if self.notifier.watchdog_interval and healthy:
                 self.notifier.watchdog()
+            if time.monotonic() >= self._next_root_check:
+                self._check_roots()
             self._write_status()
 
     def _sleep(self, seconds: float) -> None:
@@ -463,7 +495,7 @@ class Daemon:
         self._stop.set()
         self._wake.set()
         self.notifier.stopping("stopping: finishing the track in hand")
-        for observer in self._observers:
+        for observer in self._observers.values():
             observer.stop()
         deadline = time.monotonic() + STOP_GRACE
         if self._processor is not None and self._processor.is_alive():
@@ -472,7 +504,7 @@ class Daemon:
                 log.warning("the track in hand did not finish in %.0f s; abandoned (redone next start)", STOP_GRACE)
         else:
             self.scanner.close()
-        for observer in self._observers:
+        for observer in self._observers.values():
             observer.join(max(0.1, deadline - time.monotonic()))
         self.state = "crashed" if self.crashed else "stopped"
         with self._lock:
@@ -488,6 +520,40 @@ class Daemon:
             self._wakeup = None
         self.library.db.dispose()
         log.info("stopped (%s)", self._summary())
+
+    def _check_roots(self) -> None:
+        """Main thread: a root that vanished is reported (its tracks are kept: an unmounted disk is
+        not a deleted library); once it is back, or is another folder than the one watched (deleted
+        and recreated, mounted or unmounted), it gets a new observer and is walked for what came meanwhile."""
+        self._next_root_check = time.monotonic() + ROOT_CHECK_SECONDS
+        for root in self.roots:
+            identity = _identity(root)
+            if identity is None:
+                self._root_missing(root)
+                continue
+            observer = self._observers.get(root)
+            alive = observer is not None and observer.is_alive() and all(e.is_alive() for e in observer.emitters)
+            if alive and identity == self._root_ids.get(root) and root not in self.missing_roots:
+                continue
+            since = self.missing_roots.pop(root, None)
+            if observer is not None:
+                observer.stop()
+                observer.join(5)
+            try:
+                self._observers[root] = self._start_observer(root)
+            except OSError as error:  # gone again already, or no permission yet: the next check retries
+                log.warning("%s: cannot watch it yet: %s", root, error)
+                self._observers.pop(root, None)
+                self.missing_roots[root] = since or time.time()
+                continue
+            gap = f"missing for {time.time() - since:.0f} s" if since is not None else "replaced"
+            log.info("root back: %s (%s); watching it again (%s), catching up", root, gap, self.observer_modes[root])
+            self._push(("walk", root, ""))
+
+    def _root_missing(self, root: str) -> None:
+        if root not in self.missing_roots:
+            self.missing_roots[root] = time.time()
+            log.warning("root missing: %s (deleted or not mounted); its tracks are kept, watched again once back", root)
 
     # ------------------------------------------------------------------ observer side (any thread)
     def root_of(self, path: str) -> str | None:
@@ -515,6 +581,9 @@ class Daemon:
             f" -> {destination}" * bool(destination),
         )
         if event.is_directory:
+            if kind in ("deleted", "moved") and source in self.roots:
+                self._next_root_check = 0.0  # the observer has stopped watching it: look now
+                return
             if kind == "created":
                 self._push(("walk", source, ""))
             elif kind == "deleted":
@@ -827,9 +896,12 @@ class Daemon:
             library = Library(self.library.db, self.library.card, tag_options(settings, self.library.options))
         except Exception as error:  # a typo in the config must not stop the daemon
             log.error("config reload failed, keeping the current settings: %s", error)
+            self.config_error = str(error)
             self.errors += 1
             self.notifier.ready(self._status_line())
             return
+        self.config_error = None
+        redecide = library.options.decided_with != self.library.options.decided_with
         self.library = library
         self.scanner.library = library
         self.scanner.max_windows = settings.max_windows
@@ -845,6 +917,9 @@ class Daemon:
             self.watch.reconcile_hours,
             " (polling change needs a restart)" if restart else "",
         )
+        if redecide and self._walk is None:  # tracks decided with the old options: re-decided, not decoded
+            self._start_walk("applying the new options")
+            self.state = "reconciling"
         self.notifier.ready(self._status_line())
 
     # ------------------------------------------------------------------ progress
@@ -894,7 +969,8 @@ class Daemon:
         queue = self.queue_length
         if self._walk is not None:
             return f"{self._walk_reason}: {self._walk_files} files checked; queue {queue}; {self.errors} errors"
-        return f"watching {len(self.roots)} root(s); queue {queue}; {self._summary()}; {self.errors} errors"
+        missing = f" ({len(self.missing_roots)} missing)" if self.missing_roots else ""
+        return f"watching {len(self.roots)} root(s){missing}; queue {queue}; {self._summary()}; {self.errors} errors"
 
     def status(self) -> dict[str, Any]:
         """What ``tagger status`` shows."""
@@ -905,6 +981,7 @@ class Daemon:
             "roots": self.roots,
             "database": _safe_url(self.library.db.url),
             "observers": self.observer_modes,
+            "missing_roots": {root: _iso(since) for root, since in dict(self.missing_roots).items()},
             "queue": self.queue_length,
             "in_progress": self.in_progress,
             "catch_up_files": self._walk_files if self._walk is not None else None,
@@ -914,6 +991,7 @@ class Daemon:
             "last_reconcile": _iso(self.last_reconcile),
             "policy": self.library.options.policy.value,
             "min_confidence": self.library.options.min_confidence,
+            "config_error": self.config_error,
         }
 
     def _write_status(self, force: bool = False) -> None:

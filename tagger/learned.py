@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy.orm import aliased
 
 from tagger.errors import ModelError
 from tagger.learn import CARD_KIND, CARD_SCHEMA_VERSION, LinearHead
 from tagger.library import embedding_from_bytes
 from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
-from tagger.store import Database, Result, Track, TrackStatus
+from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.vocabulary import Vocabulary
 
 
@@ -78,34 +79,66 @@ def load_learned_vocabulary(path: str | Path, card: ModelCard) -> LearnedVocabul
     return LearnedVocabulary(head, linear, card.model_id, learned_at.replace(tzinfo=None), data)
 
 
-def stored_analyses(db: Database, vocabulary: Vocabulary, model_id: str) -> dict[str, TrackAnalysis]:
-    """path -> an analysis rebuilt from the database, for tracks the vocabulary can re-tag without audio.
+def stored_analyses(
+    db: Database,
+    vocabulary: Vocabulary,
+    model_id: str,
+    decided_with: str | None = None,
+    paths: list[str] | None = None,
+) -> dict[str, TrackAnalysis]:
+    """path -> an analysis rebuilt from the database, for tracks that can be re-tagged without audio.
 
-    That is a classified track whose latest result is from ``model_id`` under another vocabulary
-    (or under this name but older than the vocabulary's current version) and has an embedding.
-    Empty for a vocabulary that needs the audio (a model head).
+    That is a classified track (among ``paths``, if given) whose latest result is from ``model_id`` and
+
+    * under this vocabulary, but decided with other options than ``decided_with`` (see
+      :attr:`~tagger.library.TagOptions.decided_with`; unknown for rows older than that column)
+      and not restored since: rebuilt from the stored window probabilities, so a new top-k or
+      policy needs no decoding;
+    * for a learned vocabulary, under another vocabulary (or under this name but older than the
+      vocabulary's current version) with an embedding.
     """
-    if vocabulary.needs_audio:
-        return {}
-    latest = select(func.max(Result.id).label("id")).group_by(Result.track_id).subquery()
-    stale = Result.vocabulary != vocabulary.name
-    if isinstance(vocabulary, LearnedVocabulary):
-        stale = or_(stale, Result.created_at < vocabulary.learned_at)
-    query = (
-        select(Track.path, Track.duration, Result.model_id, Result.embedding)
-        .join(Result, Result.track_id == Track.id)
-        .join(latest, latest.c.id == Result.id)
-        .where(Track.status == TrackStatus.DONE, Result.model_id == model_id, Result.embedding.is_not(None), stale)
+    newer = aliased(Result)
+    latest = select(func.max(newer.id)).where(newer.track_id == Track.id).scalar_subquery()  # per track (indexed)
+    same = Result.vocabulary == vocabulary.name
+    # A decision whose tag write the owner undid (`tagger restore`) is left alone: `--force` redoes it.
+    restored = select(TagWrite.id).where(TagWrite.result_id == Result.id, TagWrite.status == TagWriteStatus.RESTORED)
+    redecide = (
+        and_(same, or_(Result.decided_with.is_(None), Result.decided_with != decided_with), ~restored.exists())
+        if decided_with is not None
+        else false()
     )
+    stale: ColumnElement[bool] = redecide
+    if not vocabulary.needs_audio:
+        other = ~same
+        if isinstance(vocabulary, LearnedVocabulary):
+            other = or_(other, Result.created_at < vocabulary.learned_at)
+        stale = or_(stale, and_(other, Result.embedding.is_not(None)))
+    query = (
+        select(Track.path, Track.duration, Result.model_id, Result.vocabulary, Result.windows, Result.embedding)
+        .join(Result, Result.id == latest)
+        .where(Track.status == TrackStatus.DONE, Result.model_id == model_id, stale)
+    )
+    if paths is not None:
+        query = query.where(Track.path.in_(paths))
+    analyses: dict[str, TrackAnalysis] = {}
     with db.session() as session:
-        return {
-            path: TrackAnalysis(
+        for path, duration, result_model, result_vocabulary, windows, embedding in session.execute(query):
+            probabilities: dict[str, np.ndarray] = {}
+            starts: list[float] = []
+            if result_vocabulary == vocabulary.name and vocabulary.needs_audio:
+                rows = np.asarray((windows or {}).get("probabilities") or [], dtype=np.float32)
+                if rows.ndim != 2 or len(rows) == 0 or rows.shape[1] != len(vocabulary.head.labels):
+                    continue  # nothing to re-decide from: left as it is (--force re-classifies)
+                probabilities = {vocabulary.name: rows}
+                starts = list(windows.get("starts") or [])
+            elif embedding is None:
+                continue  # a learned vocabulary reads the embedding: this track needs a scan with --force
+            analyses[path] = TrackAnalysis(
                 path=Path(path),
                 model_id=result_model,
                 duration=duration or 0.0,
-                window_starts=[],
-                probabilities={},
+                window_starts=starts,
+                probabilities=probabilities,
                 embedding=embedding_from_bytes(embedding),
             )
-            for path, duration, result_model, embedding in session.execute(query)
-        }
+    return analyses

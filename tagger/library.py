@@ -72,6 +72,15 @@ class TagOptions:
     id3_separator: str = "; "
     verify: bool = False  # re-read every write and report a mismatch
 
+    @property
+    def decided_with(self) -> str:
+        """The options a track's decision depends on, stored with its result: a scan with others re-decides
+        the track from that stored result (no decoding), one with the same ones skips it."""
+        return (
+            f"policy={self.policy.value} top_k={self.top_k} min_confidence={self.min_confidence:g} "
+            f"tag_low_confidence={int(self.tag_low_confidence)}"
+        )
+
     @classmethod
     def from_settings(cls, settings: Settings, dry_run: bool = False, verify: bool = False) -> TagOptions:
         """The options a config file and command line give (the daemon re-reads them on SIGHUP)."""
@@ -310,6 +319,7 @@ class Library:
                 confident=genres.confident,
                 windows=analysis.window_timeline(plan.probabilities),
                 embedding=_embedding_bytes(analysis.embedding),
+                decided_with=self.options.decided_with,
             )
             session.add(result)
             if plan.write is None:

@@ -138,6 +138,9 @@ def interpreter_class() -> tuple[type, str]:
         ("tensorflow.lite", "tensorflow"),
     ]
     if forced:
+        if forced not in (label for _, label in candidates):
+            names = ", ".join(label for _, label in candidates)
+            raise ModelError(f"TAGGER_TFLITE_RUNTIME: expected one of {names}, got {forced!r}")
         candidates = [c for c in candidates if c[1] == forced]
     for module_name, label in candidates:
         try:

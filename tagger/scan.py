@@ -182,13 +182,19 @@ class Scanner:
         self, files: Iterable[tuple[Path, Path]]
     ) -> tuple[list[tuple[Path, Path, FileState]], list[TrackReport], list[Retag]]:
         """Stat everything: what needs classifying, the reports for what does not, and the unchanged
-        tracks a learned vocabulary re-tags from their stored embedding (never decoded again)."""
-        if isinstance(files, list | tuple) and len(files) <= 500:  # a daemon batch: look up just these
-            known = self.library.known_states([str(path) for _, path in files])
-        else:
-            known = self.library.known_states()
+        tracks re-tagged from their stored result (never decoded again): decided with other options
+        (policy, top-k, ...) than now, or to be tagged in a learned vocabulary from their embedding."""
+        # a daemon batch: look up just these
+        paths = [str(path) for _, path in files] if isinstance(files, list | tuple) and len(files) <= 500 else None
+        known = self.library.known_states(paths)
         library = self.library
-        stored = {} if self.force else stored_analyses(library.db, library.vocabulary, library.card.model_id)
+        stored = (
+            {}
+            if self.force
+            else stored_analyses(
+                library.db, library.vocabulary, library.card.model_id, library.options.decided_with, paths
+            )
+        )
         retag: list[Retag] = []
         todo: list[tuple[Path, Path, FileState]] = []
         done: list[TrackReport] = []
@@ -226,6 +232,8 @@ class Scanner:
 
     def _analyse_all(self, paths: list[Path]) -> Iterator[Analysed]:
         """Results in input order; a few tracks in flight per worker at most (bounded memory)."""
+        if not paths:
+            return  # nothing to classify: no model is loaded
         if not self.isolate:
             if self._classifier is None:
                 self._classifier = Classifier(self.library.card, threads=self.threads)

@@ -262,17 +262,61 @@ def test_changes_while_stopped_are_caught_up_at_the_next_start(
         assert rows[str(music / "first.wav")] == (TrackStatus.DONE, 1)  # unchanged: not classified again
 
 
-def test_periodic_reconcile_finds_what_the_observer_missed(library: Library, music: Path) -> None:
+def test_periodic_reconcile_finds_what_the_observer_missed(
+    library: Library, music: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tagger.daemon.ROOT_CHECK_SECONDS", 3600.0)  # no re-arming of the stopped observer
     make(music / "a.wav", 0)
     with running(library, [music], reconcile_hours=1 / 3600) as daemon:
         assert wait_for(lambda: tagged(library.db, music / "a.wav"))
-        for observer in daemon._observers:  # events dropped, as the OS may do
+        for observer in daemon._observers.values():  # events dropped, as the OS may do
             observer.stop()
             observer.join()
         (music / "a.wav").unlink()
         make(music / "b.flac", 1)
         assert wait_for(lambda: tagged(library.db, music / "b.flac"), timeout=20)
         assert wait_for(lambda: track_rows(library.db)[str(music / "a.wav")][0] == TrackStatus.GONE, timeout=20)
+
+
+def test_a_root_deleted_and_recreated_is_watched_again(
+    library: Library, music: Path, staging: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tagger.daemon.ROOT_CHECK_SECONDS", 0.2)
+    make(music / "old.wav", 0)
+    with running(library, [music]) as daemon:
+        assert tagged(library.db, music / "old.wav")
+        shutil.rmtree(music)
+        assert wait_for(lambda: str(music) in daemon.status()["missing_roots"], timeout=10), daemon.status()
+        assert "1 missing" in daemon._status_line()
+        music.mkdir()
+        assert wait_for(lambda: not daemon.status()["missing_roots"], timeout=10)
+        shutil.copy(make(staging / "new.wav", 1), music / "new.wav")
+        assert wait_for(lambda: tagged(library.db, music / "new.wav"), timeout=20)
+        (music / "sub").mkdir()  # and the new observer watches the whole tree, not just the top folder
+        shutil.copy(make(staging / "deep.flac", 2), music / "sub" / "deep.flac")
+        assert wait_for(lambda: tagged(library.db, music / "sub" / "deep.flac"), timeout=20)
+
+
+def test_a_root_that_goes_away_keeps_its_tracks_and_is_caught_up_when_back(
+    library: Library, music: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like an unmounted disk: the folder goes away whole (no per-file deletions) and comes back."""
+    monkeypatch.setattr("tagger.daemon.ROOT_CHECK_SECONDS", 0.2)
+    make(music / "kept.wav", 0)
+    away = tmp_path / "unmounted"
+    with running(library, [music], reconcile_hours=1 / 3600) as daemon:
+        assert tagged(library.db, music / "kept.wav")
+        music.rename(away)
+        assert wait_for(lambda: str(music) in daemon.status()["missing_roots"], timeout=10)
+        gone_at = time.time()
+        # a reconcile (every second here) while it is away marks nothing gone
+        assert wait_for(lambda: (daemon.last_reconcile or 0) > gone_at + 0.5, timeout=20)
+        assert track_rows(library.db)[str(music / "kept.wav")][0] == TrackStatus.DONE
+        make(away / "while-away.wav", 1)  # written while it was not watched
+        away.rename(music)
+        assert wait_for(lambda: tagged(library.db, music / "while-away.wav"), timeout=20)
+        assert wait_for(lambda: not daemon.status()["missing_roots"], timeout=10)
+    assert track_rows(library.db)[str(music / "kept.wav")] == (TrackStatus.DONE, 1)  # not re-classified
 
 
 def test_reload_changes_settings_and_keeps_the_queue(library: Library, music: Path, staging: Path) -> None:
@@ -284,6 +328,17 @@ def test_reload_changes_settings_and_keeps_the_queue(library: Library, music: Pa
         assert wait_for(lambda: daemon.library.options.policy is Policy.OVERWRITE, timeout=5)
         assert wait_for(lambda: tagged(library.db, music / "q.wav"))
         assert daemon.library.options.min_confidence == 0.1
+
+
+def test_reload_with_a_new_top_k_re_decides_the_library_from_stored_results(library: Library, music: Path) -> None:
+    make(music / "a.wav", 0)
+    settings = Settings(top_k=2, watch=WatchSettings(quiet_seconds=QUIET, reconcile_hours=0.0))
+    with running(library, [music], reload=lambda: settings) as daemon:
+        assert len(open_tags(music / "a.wav").read_genres()) == 1
+        daemon.request_reload()
+        assert wait_for(lambda: len(open_tags(music / "a.wav").read_genres()) == 2, timeout=20)
+        assert daemon.wait_idle(10, settle=2 * QUIET)
+    assert track_rows(library.db)[str(music / "a.wav")] == (TrackStatus.DONE, 2)  # re-decided once
 
 
 def test_idle_daemon_releases_its_workers(
@@ -403,3 +458,42 @@ def test_sigterm_stops_tagger_watch_promptly_and_cleanly(
         assert wait_for(lambda: all(tagged(database, music / s.name) for s in sources), timeout=60)
         assert daemon.wait_idle(10, settle=2 * QUIET)
     assert all(count == 1 for _, count in track_rows(database).values())
+
+
+def test_sighup_with_a_badly_typed_setting_keeps_the_old_settings(tmp_path: Path, music: Path, staging: Path) -> None:
+    db_path = tmp_path / "state" / "tagger.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f'model = "{TINY_CARD}"\nmin_confidence = 0.0\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "INVOCATION_ID", "TAGGER_DB")}
+    command = [sys.executable, "-m", "tagger.cli", "watch", str(music), "--db", str(db_path), "--config", str(config)]
+    command += ["--quiet-seconds", str(QUIET), "--reconcile-hours", "0"]
+    status_path = status_file_for(f"sqlite:///{db_path}")
+
+    def status() -> dict[str, object]:
+        return read_status(status_path) or {}
+
+    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: status().get("state") == "watching", timeout=60), status()
+        config.write_text(f'model = "{TINY_CARD}"\nmin_confidence = "high"\n')
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: status().get("config_error"), timeout=20), status()
+        shutil.copy(make(staging / "new.wav", 2), music / "new.wav")  # classified under the old settings
+        database = Database(db_path)
+        assert wait_for(lambda: tagged(database, music / "new.wav"), timeout=60), status()
+        shown = CliRunner().invoke(app, ["status", "--db", str(db_path)])
+        assert "reload refused, previous settings kept" in shown.output and "min_confidence" in shown.output
+        config.write_text(f'model = "{TINY_CARD}"\nmin_confidence = 0.2\n')
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: status().get("min_confidence") == 0.2, timeout=20), status()
+        assert status()["config_error"] is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        stderr = process.stderr.read() if process.stderr else ""
+    refused = [line for line in stderr.splitlines() if "config reload failed" in line]
+    assert len(refused) == 1, stderr
+    assert refused[0].endswith(f'{config}: min_confidence: expected a number from 0 to 1, got "high"'), stderr
+    assert "Traceback" not in stderr and "failed" not in stderr.replace("config reload failed", ""), stderr

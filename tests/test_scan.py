@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from tagger import scan as scan_module
+from tagger.errors import ModelError
 from tagger.library import Library, Outcome, TagOptions
-from tagger.model import Classifier, ModelCard
+from tagger.model import Classifier, ModelCard, load_card
 from tagger.policy import Policy
 from tagger.report import build_report
 from tagger.restore import restore
@@ -19,6 +20,7 @@ from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.tags import open_tags
 from tests.audio_factory import ALL_EXTENSIONS, make_track
+from tests.conftest import TINY_CARD
 from tests.sabotage import sabotaged_analyse
 
 
@@ -294,3 +296,33 @@ def test_id3v23_joined_genres_verify_and_are_not_rewritten(
     assert value.count("; ") == 1  # two genres joined, as ID3v2.3 stores them
     again = run_scan(database, tiny_card, tmp_path / "music", top_k=2, verify=True, force=True)
     assert again.counts == {Outcome.UNCHANGED: 1}
+
+
+def test_new_tagging_options_are_applied_from_stored_results_without_decoding(
+    library_copy: Path, database: Database, tiny_card: ModelCard, tmp_path: Path
+) -> None:
+    files = sorted(library_copy.iterdir())
+    assert run_scan(database, tiny_card, library_copy, top_k=1).counts == {Outcome.TAGGED: len(files)}
+    # The same model (same id) with a model file that cannot load: any decoding would stop the scan.
+    (tmp_path / "broken").mkdir()
+    shutil.copy(TINY_CARD, tmp_path / "broken" / "tiny.json")
+    (tmp_path / "broken" / "tiny.tflite").write_bytes(b"not a model")
+    broken = load_card(tmp_path / "broken" / "tiny.json")
+    assert broken.model_id == tiny_card.model_id
+    with pytest.raises(ModelError):
+        Classifier(broken)
+
+    assert run_scan(database, broken, library_copy, top_k=2).counts == {Outcome.TAGGED: len(files)}
+    for path in files:
+        genres = open_tags(path).read_genres()
+        assert len(genres) == 2 and genres[0] == path.name.split("-")[0], (path, genres)
+    assert run_scan(database, broken, library_copy, top_k=2).counts == {Outcome.SKIPPED: len(files)}
+    low = run_scan(database, broken, library_copy, top_k=2, min_confidence=1.0)
+    assert low.counts == {Outcome.LOW_CONFIDENCE: len(files)}
+
+    with database.session() as session:  # results from before options were recorded: re-decided once
+        for result in session.scalars(select(Result)):
+            result.decided_with = None
+    again = run_scan(database, broken, library_copy, top_k=2, min_confidence=1.0)
+    assert again.counts == {Outcome.LOW_CONFIDENCE: len(files)}
+    assert run_scan(database, broken, library_copy, top_k=2, min_confidence=1.0).counts == {Outcome.SKIPPED: len(files)}

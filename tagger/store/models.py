@@ -90,6 +90,7 @@ class Result(Base):
     confident: Mapped[bool] = mapped_column(default=True)
     windows: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"starts": [s], "probabilities": [[p]]}
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float16 bytes, mean over windows
+    decided_with: Mapped[str | None] = mapped_column(String(128))  # TagOptions.decided_with; None: unknown (old row)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     track: Mapped[Track] = relationship(back_populates="results")
