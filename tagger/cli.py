@@ -210,6 +210,7 @@ def classify(
     from tagger.model import Classifier, load_card
     from tagger.pipeline import analyse_track
     from tagger.vocabulary import available, resolve_vocabulary
+    from tagger.walk import canonical_path
 
     settings = _settings(config, db=db, model=model, vocabulary=vocabulary, max_windows=max_windows)
     try:
@@ -226,7 +227,7 @@ def classify(
     if as_json:
         stdout.print_json(
             data={
-                "path": str(file),
+                "path": str(canonical_path(file)),
                 "model": card.model_id,
                 "vocabulary": head.name,
                 "duration": analysis.duration,
