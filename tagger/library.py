@@ -32,6 +32,7 @@ from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, Trac
 from tagger.tags import GenreTags, open_tags
 from tagger.tags.base import leftover_temps
 from tagger.vocabulary import Vocabulary, resolve_vocabulary
+from tagger.walk import canonical_path
 
 _FINGERPRINT_BLOCK = 1 << 16
 
@@ -165,14 +166,21 @@ class Library:
         )
 
     def try_move(self, path: Path, root: Path, state: FileState) -> TrackReport | None:
-        """If ``path`` holds the content of a track whose file is gone, move that track here."""
+        """If ``path`` holds the content of a track whose file is gone, move that track here.
+
+        A track recorded under another spelling of this same path (``lib/../lib/a.flac``, as versions
+        before canonical paths stored it) is taken over the same way, so it keeps its history."""
         try:
             digest = fingerprint(path, state.size)
         except (OSError, FileError):
             return None
         with self.db.session() as session:
             for track in session.scalars(select(Track).where(Track.fingerprint == digest, Track.path != str(path))):
-                if track.status == TrackStatus.GONE or not os.path.lexists(track.path):
+                if (
+                    track.status == TrackStatus.GONE
+                    or not os.path.lexists(track.path)
+                    or canonical_path(track.path) == path
+                ):
                     stale = session.scalar(select(Track).where(Track.path == str(path)))
                     if stale is not None:
                         session.delete(stale)

@@ -196,3 +196,25 @@ def test_too_deep_folder_is_reported_in_the_summary(tmp_path: Path, database: Da
     assert [r.path.name for r in reports if r.outcome.value == "tagged"] == ["top.wav"]
     assert len(failed) == 1 and failed[0].reason == "cannot read folder: path too long", failed
     shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_track_recorded_under_an_old_spelling_is_taken_over_not_duplicated(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    """Databases written before canonical paths hold spellings like ``.../sub/../lib/a.flac``."""
+    lib = tmp_path / "x" / "lib"
+    path = make_track(lib / "a.flac", seconds=2.0)
+    (tmp_path / "x" / "sub").mkdir()
+    library = Library(database, tiny_card)
+    with Scanner(library, isolate=False) as scanner:
+        assert [r.outcome.value for r in scanner.scan([lib])] == ["tagged"]
+    old_spelling = str(tmp_path / "x" / "sub" / ".." / "lib" / "a.flac")
+    with database.session() as session:
+        track = session.scalars(select(Track)).one()
+        track.path, track.root = old_spelling, str(tmp_path / "x" / "sub" / ".." / "lib")
+    with Scanner(library, isolate=False) as scanner:
+        reports = list(scanner.scan([lib]))
+    assert [(r.outcome.value, r.reason) for r in reports] == [("moved", f"from {old_spelling}")]
+    with database.session() as session:
+        assert session.scalars(select(Track.path)).all() == [str(path.resolve())]
+        assert len(session.scalars(select(Result)).all()) == 1  # not classified again
