@@ -25,6 +25,7 @@ from tagger.tags import open_tags
 from tagger.tags.base import BEING_WRITTEN, _NoWriters, open_for_writing, temp_prefix
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
+from tests.test_daemon import running, wait_for
 
 pytestmark = [pytest.mark.model]
 
@@ -167,3 +168,26 @@ def test_only_real_leftovers_of_a_crashed_write_are_removed(
     assert mine.exists() and open_tags(mine).read_genres()
     for path in lookalikes:
         assert path.read_bytes() == b"the owner's bytes"
+
+
+@pytest.mark.timeout(120)
+def test_watch_waits_for_a_download_stalled_past_the_quiet_period(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    source = make_track(tmp_path / "staging" / "song.mp3", seconds=8.0)
+    root = tmp_path / "music"
+    root.mkdir()
+    target = root / "song.mp3"
+    library = Library(database, tiny_card)
+    with running(library, [root]) as daemon:  # quiet period 0.5 s; the writer stalls far longer
+        writer = start_writer(target, source)
+        try:
+            inode = os.stat(target).st_ino
+            assert wait_for(lambda: daemon.counts["failed"] >= 1, timeout=30)
+            assert daemon.last_track and BEING_WRITTEN in daemon.last_track["reason"]
+            assert os.stat(target).st_ino == inode
+        finally:
+            finish(writer)
+        assert wait_for(lambda: daemon.counts["tagged"] == 1, timeout=60)
+    assert target.stat().st_size > source.stat().st_size // 2
+    np.testing.assert_array_equal(audio.decode(target, 16000), audio.decode(source, 16000))
