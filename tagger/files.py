@@ -44,10 +44,6 @@ def extension_of(path: str | Path) -> str:
     return os.path.splitext(os.fspath(path))[1].lower()
 
 
-def is_supported(path: str | Path) -> bool:
-    return extension_of(path) in SUPPORTED_EXTENSIONS
-
-
 def is_audio_name(path: str | Path) -> bool:
     """Named like audio, supported or not (a walk reports the unsupported ones instead of ignoring them)."""
     return extension_of(path) in SUPPORTED_EXTENSIONS | UNSUPPORTED_EXTENSIONS

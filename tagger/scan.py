@@ -21,6 +21,7 @@ from tagger.learned import stored_analyses
 from tagger.library import FileState, Library, Outcome, TrackReport
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import TrackAnalysis, analyse_track
+from tagger.tags.base import BEING_WRITTEN, being_written
 from tagger.walk import iter_audio_files
 
 Analysed = TrackAnalysis | FileError
@@ -192,6 +193,11 @@ class Scanner:
                     if unchanged
                     else self.library.record_failure(path, root, refused, state)
                 )
+                continue
+            if not unchanged and being_written(path):
+                # A download still open for writing: decode nothing, store no result of half a file; no
+                # size/mtime is recorded, so the next run looks again even if the file did not change.
+                done.append(self.library.record_failure(path, root, BEING_WRITTEN, None))
                 continue
             if unchanged:
                 if (analysis := stored.get(str(path))) is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,10 +18,11 @@ import pytest
 from sqlalchemy import select
 
 from tagger import audio
+from tagger.errors import TagWriteError
 from tagger.library import Library, Outcome
 from tagger.model import ModelCard
 from tagger.scan import Scanner
-from tagger.store import Database, TagWrite, TagWriteStatus, TrackStatus
+from tagger.store import Database, Result, TagWrite, TagWriteStatus, TrackStatus
 from tagger.tags import open_tags
 from tagger.tags.base import BEING_WRITTEN, _NoWriters, open_for_writing, temp_prefix
 from tests.audio_factory import make_track
@@ -82,8 +84,10 @@ def test_stalled_download_is_never_replaced_and_is_tagged_whole_next_run(tmp_pat
     try:
         inode = os.stat(target).st_ino
         first = scan_json(root, db)
-        assert first["failures"] == [{"path": str(target), "reason": f"tag write not possible: {BEING_WRITTEN}"}]
+        assert first["failures"] == [{"path": str(target), "reason": BEING_WRITTEN}]
         assert os.stat(target).st_ino == inode  # not replaced: the writer's descriptor is still this file
+        with Database(db).session() as session:
+            assert session.scalars(select(Result)).all() == []  # half a song was not even classified
     finally:
         finish(writer)
     assert target.read_bytes() == source.read_bytes()  # both halves landed in the file the library has
@@ -91,6 +95,32 @@ def test_stalled_download_is_never_replaced_and_is_tagged_whole_next_run(tmp_pat
     assert second["counts"] == {"tagged": 1}, second
     assert open_tags(target).read_genres()
     np.testing.assert_array_equal(audio.decode(target, 16000), audio.decode(source, 16000))
+
+
+@pytest.mark.timeout(60)
+def test_a_writer_that_opens_after_the_tags_were_read_stops_the_write(tmp_path: Path) -> None:
+    """The race the scan's early look cannot close: the download starts between reading and writing."""
+    source = make_track(tmp_path / "staging" / "song.mp3", seconds=4.0)
+    target = tmp_path / "song.mp3"
+    shutil.copy(source, target)
+    tags = open_tags(target)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'r+b'); print(1, flush=True); input()", target],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "1\n"
+        inode = os.stat(target).st_ino
+        with pytest.raises(TagWriteError, match=BEING_WRITTEN):
+            tags.write_genres(["Jazz"])
+        assert os.stat(target).st_ino == inode and target.read_bytes() == source.read_bytes()
+        assert not [name for name in os.listdir(tmp_path) if ".tagger-tmp-" in name]  # its temp copy is gone
+    finally:
+        writer.communicate("\n", timeout=10)
+    tags.write_genres(["Jazz"])  # closed: now it may
+    assert open_tags(target).read_genres() == ["Jazz"]
 
 
 @pytest.mark.timeout(60)

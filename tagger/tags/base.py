@@ -416,15 +416,11 @@ class _NoWriters:
         self._release()
 
     def _exclude_writers(self, st: os.stat_result) -> None:
-        set_lease = getattr(fcntl, "F_SETLEASE", None)
-        if set_lease is None:
+        if not hasattr(fcntl, "F_SETLEASE"):
             self._search_proc(st, "this system has no file leases")
             return
         try:
-            # A lease break signals its holder, by default with SIGIO, whose default action kills the
-            # process; SIGURG is ignored by default, and the break is seen by polling F_GETLEASE.
-            fcntl.fcntl(self.fd, fcntl.F_SETSIG, signal.SIGURG)
-            fcntl.fcntl(self.fd, set_lease, fcntl.F_RDLCK)
+            _take_read_lease(self.fd)
         except OSError as exc:
             if exc.errno == errno.EAGAIN:
                 raise TagWriteError(self.path, BEING_WRITTEN) from exc
@@ -459,6 +455,36 @@ class _NoWriters:
                 fcntl.fcntl(self.fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
         os.close(self.fd)
         self.fd, self.leased = -1, False
+
+
+def _take_read_lease(fd: int) -> None:
+    """``F_SETLEASE`` ``F_RDLCK`` on ``fd`` (Linux); raises OSError, EAGAIN when a writer has the file open."""
+    # A lease break signals its holder, by default with SIGIO, whose default action kills the
+    # process; SIGURG is ignored by default, and a break is seen by polling F_GETLEASE instead.
+    fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+
+
+def being_written(path: str | Path) -> bool:
+    """A cheap early look for the scan, before it decodes anything: True when the kernel refuses a read
+    lease because some process has the file open for writing. No guarantee either way (the write
+    itself checks again, see :class:`_NoWriters`); False wherever no lease can be tried."""
+    if not hasattr(fcntl, "F_SETLEASE"):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        _take_read_lease(fd)
+    except OSError as exc:
+        return exc.errno == errno.EAGAIN
+    else:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
 
 
 def open_for_writing(st: os.stat_result, proc: str = "/proc") -> tuple[bool, bool]:
