@@ -425,9 +425,9 @@ class _NoWriters:
             if exc.errno == errno.EAGAIN:
                 raise TagWriteError(self.path, BEING_WRITTEN) from exc
             if exc.errno in _NOT_OWNER:
-                self._search_proc(st, "no lease: not the file's owner and no CAP_LEASE")
+                self._search_proc(st, "no lease without owning the file or CAP_LEASE")
             elif exc.errno in _NO_LEASES:
-                self._search_proc(st, "no lease: the file system grants none")
+                self._search_proc(st, "the file system grants no leases")
             else:
                 raise
             return
@@ -444,7 +444,8 @@ class _NoWriters:
             raise TagWriteError(self.path, BEING_WRITTEN)
         if not complete and st.st_uid != os.geteuid():
             raise TagWriteError(
-                self.path, f"cannot tell whether another process is writing it ({why}; run as its owner)"
+                self.path,
+                f"cannot tell whether another process is writing it ({why}; its owner's processes are hidden)",
             )
 
     def _release(self) -> None:
