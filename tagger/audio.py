@@ -20,12 +20,11 @@ import numpy as np
 import soundfile
 import soxr
 
-from tagger.errors import DecodeError
+from tagger.errors import DecodeError, FileError
+from tagger.files import SUPPORTED_EXTENSIONS, UNSUPPORTED_EXTENSIONS, is_audio_name, regular_stat
 from tagger.lifetime import dying_with_this_thread
 
-AUDIO_EXTENSIONS = frozenset(
-    {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".aif", ".aiff", ".wma"}
-)
+AUDIO_EXTENSIONS = SUPPORTED_EXTENSIONS | UNSUPPORTED_EXTENSIONS  # decodable (the trainer's data sets)
 
 # Native samples decoded before a sought-to position: the resampler's and MP3 decoder's warm-up.
 _SEEK_WARMUP = 4096
@@ -49,12 +48,16 @@ class AudioInfo:
 
 
 def is_audio_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+    return is_audio_name(path)
 
 
 def probe(path: str | Path) -> AudioInfo:
     """Open ``path`` with the first decoder that understands it; raise :class:`DecodeError` if none does."""
     path = Path(path)
+    try:
+        regular_stat(path)  # libsndfile and ffmpeg would block on a FIFO
+    except FileError as error:
+        raise DecodeError(path, error.reason) from error
     try:
         with soundfile.SoundFile(os.fsencode(path)) as f:
             if f.frames > 0 and f.samplerate > 0:

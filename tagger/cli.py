@@ -215,6 +215,7 @@ def classify(
     from tagger.model import Classifier, load_card
     from tagger.pipeline import analyse_track
     from tagger.vocabulary import available, resolve_vocabulary
+    from tagger.walk import canonical_path
 
     settings = _settings(config, db=db, model=model, vocabulary=vocabulary, max_windows=max_windows)
     if not file.exists():  # said before the model is loaded, and without the decoders' own wording
@@ -234,7 +235,7 @@ def classify(
     if as_json:
         stdout.print_json(
             data={
-                "path": str(file),
+                "path": str(canonical_path(file)),
                 "model": card.model_id,
                 "vocabulary": head.name,
                 "duration": analysis.duration,

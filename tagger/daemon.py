@@ -95,7 +95,7 @@ from tagger.library import FileState, Library, Outcome, TagOptions, TrackReport
 from tagger.scan import Scanner
 from tagger.sdnotify import Notifier
 from tagger.store import TrackStatus
-from tagger.walk import is_candidate, iter_audio_files
+from tagger.walk import canonical_path, is_candidate, iter_audio_files
 
 log = logging.getLogger("tagger.daemon")
 
@@ -278,7 +278,7 @@ class Daemon:
         status_path: Path | None = None,
     ) -> None:
         self.library = library
-        self.roots = [str(Path(r).expanduser().absolute()) for r in roots]
+        self.roots = [str(canonical_path(r)) for r in roots]
         self.watch = watch or WatchSettings()
         self.follow_symlinks = follow_symlinks
         self.force_catch_up = force_catch_up
@@ -711,7 +711,7 @@ class Daemon:
                 return True  # a deletion or move left undone is found by the next catch-up
             try:
                 if kind == "walk":  # a folder created or moved in: its files may have come with it
-                    for _folder, file in iter_audio_files([path], self.follow_symlinks):
+                    for _folder, file in iter_audio_files([path], self.follow_symlinks, self._walk_error):
                         self.touch(str(file))
                 elif dry_run:
                     log.info("would update the database: %s %s %s", kind, path, destination)
@@ -832,13 +832,18 @@ class Daemon:
 
     # ------------------------------------------------------------------ catch-up / reconcile
     def _start_walk(self, reason: str, force: bool = False) -> None:
-        self._walk = _chunks(iter_audio_files(self.roots, self.follow_symlinks), CATCHUP_CHUNK)
+        self._walk = _chunks(iter_audio_files(self.roots, self.follow_symlinks, self._walk_error), CATCHUP_CHUNK)
         self._walk_reason = reason
         self._walk_force = force
         self._walk_files = 0
         self._walk_started = time.monotonic()
         self._walk_counts = Counter()
         log.info("%s: checking every file under the roots", reason)
+
+    def _walk_error(self, folder: Path, reason: str) -> None:
+        """A folder a walk could not read: said in the log and counted, the walk goes on."""
+        log.warning("%s: %s", folder, reason)
+        self.errors += 1
 
     def _reconcile_due(self) -> bool:
         with self._lock:

@@ -48,6 +48,7 @@ from sqlalchemy import func, select
 from tagger.library import embedding_from_bytes
 from tagger.model import Head, ModelCard
 from tagger.store import Database, Result, Track, TrackStatus
+from tagger.walk import canonical_path, is_under
 
 CARD_KIND = "genre-tagger learned vocabulary"
 CARD_SCHEMA_VERSION = 1
@@ -300,13 +301,9 @@ class TrainingSet:
     no_embedding: int = 0
 
 
-def _under(path: str, roots: Sequence[str]) -> bool:
-    return not roots or any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
 def collect(db: Database, model_id: str, roots: Sequence[str | Path] = ()) -> TrainingSet:
     """Tagged tracks under ``roots`` with their latest embedding from ``model_id`` (others are refused)."""
-    wanted = [os.path.abspath(os.fspath(root)) for root in roots]
+    wanted = [canonical_path(root) for root in roots]
     latest = (
         select(Result.track_id, func.max(Result.id).label("id"))
         .where(Result.model_id == model_id, Result.embedding.is_not(None))
@@ -325,7 +322,7 @@ def collect(db: Database, model_id: str, roots: Sequence[str | Path] = ()) -> Tr
     vectors: list[np.ndarray] = []
     with db.session() as session:
         for path, user_genres, embedding in session.execute(query):
-            if not _under(os.path.abspath(path), wanted):
+            if wanted and not is_under(path, wanted):
                 continue
             labels = normaliser.labels(user_genres or [])
             vector = embedding_from_bytes(embedding)
@@ -516,7 +513,7 @@ def learn_vocabulary(
         no_embedding=data.no_embedding,
         folders=len(set(data.folders)),
         dims=int(data.embeddings.shape[1]) if len(data.paths) else 0,
-        roots=[os.path.abspath(os.fspath(r)) for r in roots],
+        roots=[str(canonical_path(r)) for r in roots],
     )
     tracks_of: Counter[str] = Counter(label for labels in data.labels for label in labels)
     folders_of: dict[str, set[str]] = defaultdict(set)

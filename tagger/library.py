@@ -10,6 +10,7 @@ A pending write found on the next start is checked against the file and finished
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterable
@@ -24,12 +25,15 @@ from sqlalchemy.orm import Session
 from tagger.aggregate import TrackGenres, aggregate
 from tagger.config import Settings
 from tagger.errors import FileError, TagReadError, TagWriteError, UnsupportedFormatError
+from tagger.files import open_regular
 from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
 from tagger.policy import Policy, decide
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.tags import GenreTags, open_tags
+from tagger.tags.base import leftover_temps
 from tagger.vocabulary import Vocabulary, resolve_vocabulary
+from tagger.walk import canonical_path
 
 _FINGERPRINT_BLOCK = 1 << 16
 
@@ -104,15 +108,19 @@ class FileState:
 
     @classmethod
     def of(cls, path: str | Path) -> FileState:
-        stat = os.stat(path)
-        return cls(stat.st_size, stat.st_mtime)
+        return cls.from_stat(os.stat(path))
+
+    @classmethod
+    def from_stat(cls, st: os.stat_result) -> FileState:
+        return cls(st.st_size, st.st_mtime)
 
 
 def fingerprint(path: str | Path, size: int | None = None) -> str:
     """A cheap content hash: size plus the first, middle and last 64 KiB."""
-    size = os.path.getsize(path) if size is None else size
-    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
-    with open(path, "rb") as f:
+    digest = hashlib.blake2b(digest_size=16)
+    with open_regular(path) as f:  # never a FIFO: it would block the scan's main process
+        size = os.fstat(f.fileno()).st_size if size is None else size
+        digest.update(str(size).encode())
         for offset in sorted({0, max(0, size // 2 - _FINGERPRINT_BLOCK // 2), max(0, size - _FINGERPRINT_BLOCK)}):
             f.seek(offset)
             digest.update(f.read(_FINGERPRINT_BLOCK))
@@ -178,14 +186,21 @@ class Library:
         )
 
     def try_move(self, path: Path, root: Path, state: FileState) -> TrackReport | None:
-        """If ``path`` holds the content of a track whose file is gone, move that track here."""
+        """If ``path`` holds the content of a track whose file is gone, move that track here.
+
+        A track recorded under another spelling of this same path (``lib/../lib/a.flac``, as versions
+        before canonical paths stored it) is taken over the same way, so it keeps its history."""
         try:
             digest = fingerprint(path, state.size)
-        except OSError:
+        except (OSError, FileError):
             return None
         with self.db.session() as session:
             for track in session.scalars(select(Track).where(Track.fingerprint == digest, Track.path != str(path))):
-                if track.status == TrackStatus.GONE or not os.path.lexists(track.path):
+                if (
+                    track.status == TrackStatus.GONE
+                    or not os.path.lexists(track.path)
+                    or canonical_path(track.path) == path
+                ):
                     stale = session.scalar(select(Track).where(Track.path == str(path)))
                     if stale is not None:
                         session.delete(stale)
@@ -382,11 +397,19 @@ class Library:
 
     # ------------------------------------------------------------------ crash recovery
     def recover(self) -> int:
-        """Finish tag writes a crash interrupted: applied if the file has them, else redo the track."""
+        """Finish tag writes a crash interrupted: applied if the file has them, else redo the track.
+
+        The temp copy such a write may have left next to the file is deleted: only a name the writer
+        makes for that very file (:func:`tagger.tags.base.leftover_temps`), and only here, under the
+        writer lock, where no write of ours is in progress; a file merely named like one is not touched.
+        """
         fixed = 0
         with self.db.writer_lock(), self.db.session() as session:
             for write in session.scalars(select(TagWrite).where(TagWrite.status == TagWriteStatus.PENDING)):
                 track = write.track
+                for leftover in leftover_temps(Path(os.path.realpath(track.path))):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
                 try:
                     current = self._open_tags(track.path).read_genres()
                 except (FileError, OSError):
@@ -415,7 +438,7 @@ def refresh_state(track: Track) -> None:
 def _safe_fingerprint(path: Path, size: int) -> str | None:
     try:
         return fingerprint(path, size)
-    except OSError:
+    except (OSError, FileError):
         return None
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from tagger import audio, features
+from tagger.errors import UnsupportedFormatError
+from tagger.files import unsupported_reason
 from tagger.model import Classifier
 
 # Upper bound on windows per track whatever the policy, so a 3-hour file costs bounded time.
@@ -36,7 +38,10 @@ class TrackAnalysis:
 
 
 def analyse_track(path: str | Path, classifier: Classifier, max_windows: int | None = None) -> TrackAnalysis:
-    """Decode ``path`` window by window and classify it; raises :class:`tagger.errors.DecodeError`."""
+    """Decode ``path`` window by window and classify it; raises :class:`tagger.errors.DecodeError`
+    (or :class:`tagger.errors.UnsupportedFormatError` for a format whose tags are not written)."""
+    if (reason := unsupported_reason(path)) is not None:
+        raise UnsupportedFormatError(path, reason)
     params = classifier.card.features
     info = audio.probe(path)
     total = info.samples_at(params.sample_rate)

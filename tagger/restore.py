@@ -13,6 +13,7 @@ from tagger.library import refresh_state
 from tagger.store import Database, TagWrite, TagWriteStatus, Track
 from tagger.store.models import utcnow
 from tagger.tags import open_tags
+from tagger.walk import canonical_path, is_under
 
 
 @dataclass
@@ -23,10 +24,6 @@ class RestoreReport:
     reason: str = ""
 
 
-def _selected(path: str, prefixes: list[str]) -> bool:
-    return not prefixes or any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
-
-
 def restore(
     db: Database, paths: Iterable[str | Path] = (), force: bool = False, dry_run: bool = False
 ) -> list[RestoreReport]:
@@ -34,14 +31,18 @@ def restore(
 
     A file whose genre was changed by someone after our write is left alone unless ``force``.
     """
-    prefixes = [str(Path(p).expanduser().absolute()) for p in paths]
+    prefixes = [canonical_path(p) for p in paths]
     with db.session() as session:
         candidates = session.execute(
             select(Track.id, Track.path)
             .where(Track.tag_writes.any(TagWrite.status == TagWriteStatus.APPLIED))
             .order_by(Track.path)
         ).all()
-    return [_restore_track(db, track_id, force, dry_run) for track_id, path in candidates if _selected(path, prefixes)]
+    return [
+        _restore_track(db, track_id, force, dry_run)
+        for track_id, path in candidates
+        if not prefixes or is_under(path, prefixes)
+    ]
 
 
 def _restore_track(db: Database, track_id: int, force: bool, dry_run: bool) -> RestoreReport:

@@ -17,11 +17,13 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from tagger.errors import FileError, ModelError
+from tagger.files import not_regular_reason, os_reason, unsupported_reason
 from tagger.learned import stored_analyses
 from tagger.library import FileState, Library, Outcome, TrackReport
 from tagger.lifetime import die_with_parent_thread, exit_with_parent_process
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import TrackAnalysis, analyse_track
+from tagger.tags.base import BEING_WRITTEN, being_written
 from tagger.walk import iter_audio_files
 
 Analysed = TrackAnalysis | FileError
@@ -42,6 +44,11 @@ class ScanSummary:
             self.failures.append((report.path, report.reason))
         if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG):
             self.changes.append(report)
+
+
+def _walk_failure(folder: Path, reason: str) -> TrackReport:
+    """A folder the walk could not read: reported in the summary, not recorded (it is no track)."""
+    return TrackReport(folder, Outcome.FAILED, reason=reason)
 
 
 # ---------------------------------------------------------------- worker side
@@ -143,15 +150,15 @@ class Scanner:
     def scan(
         self, roots: Iterable[str | Path], on_planned: Callable[[int], None] | None = None
     ) -> Iterator[TrackReport]:
-        """Every audio file under ``roots``; temp files a crashed tag write left behind are removed,
-        and recorded tracks under ``roots`` whose files were deleted are marked gone."""
+        """Every audio file under ``roots``, then one failure per folder the walk could not read;
+        recorded tracks under ``roots`` whose files were deleted are marked gone."""
         roots = list(roots)
-        leftovers: list[Path] = []
-        yield from self.run(iter_audio_files(roots, self.follow_symlinks, leftovers), on_planned)
-        if leftovers:
-            with self.library.db.writer_lock():  # no write of ours is in progress while we hold it
-                for path in leftovers:
-                    path.unlink(missing_ok=True)
+        unreadable: list[TrackReport] = []
+        files = iter_audio_files(
+            roots, self.follow_symlinks, lambda folder, reason: unreadable.append(_walk_failure(folder, reason))
+        )
+        yield from self.run(files, on_planned)
+        yield from unreadable
         if not self.library.options.dry_run:
             yield from self._mark_vanished(roots)
 
@@ -200,11 +207,27 @@ class Scanner:
         done: list[TrackReport] = []
         for root, path in files:
             try:
-                state = FileState.of(path)
+                st = os.stat(path)
             except OSError as error:
-                done.append(self.library.record_failure(path, root, f"cannot stat: {error.strerror}", None))
+                done.append(self.library.record_failure(path, root, f"cannot stat: {os_reason(error)}", None))
                 continue
-            if not self.force and self.library.is_unchanged(known.get(str(path)), state):
+            state = FileState.from_stat(st)
+            unchanged = not self.force and self.library.is_unchanged(known.get(str(path)), state)
+            # Judged before anything opens it: a FIFO would block the move fingerprint or a decoder.
+            refused = not_regular_reason(st.st_mode) or unsupported_reason(path)
+            if refused:
+                done.append(
+                    TrackReport(path, Outcome.SKIPPED)
+                    if unchanged
+                    else self.library.record_failure(path, root, refused, state)
+                )
+                continue
+            if not unchanged and being_written(path):
+                # A download still open for writing: decode nothing, store no result of half a file; no
+                # size/mtime is recorded, so the next run looks again even if the file did not change.
+                done.append(self.library.record_failure(path, root, BEING_WRITTEN, None))
+                continue
+            if unchanged:
                 if (analysis := stored.get(str(path))) is not None:
                     retag.append((root, state, analysis))
                 else:

@@ -1,48 +1,78 @@
-"""Finding the audio files under the library roots."""
+"""Finding the audio files under the library roots, and the one spelling of a path the database uses."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from tagger.audio import is_audio_path
-from tagger.tags import TEMP_MARKER
+from tagger.files import is_audio_name, os_reason
 
 PARTIAL_SUFFIXES = (".part", ".crdownload", ".partial", ".tmp", ".download", ".!qb")
 
+WalkError = Callable[[Path, str], None]
+"""Told about each folder a walk could not enter and why ("permission denied", "path too long")."""
+
+
+def canonical_path(path: str | Path) -> Path:
+    """The path as the database stores it: absolute, ``~`` expanded, every folder symlink resolved.
+
+    A folder is resolved entirely (``realpath``); a file keeps its own last component, so a
+    symlinked file is recorded under its link's name while the folders leading to it are resolved.
+    ``lib``, ``./lib``, ``../x/lib`` and a symlink to ``lib`` therefore all give one spelling, and a
+    walk of that root yields ``canonical root + relative path`` for every file under it.
+    """
+    absolute = Path(path).expanduser().absolute()
+    if absolute.name in ("", ".", "..") or os.path.isdir(absolute):
+        return Path(os.path.realpath(absolute))
+    return Path(os.path.realpath(absolute.parent)) / absolute.name
+
+
+def is_under(path: str | Path, roots: Iterable[str | Path]) -> bool:
+    """``path`` is one of ``roots`` or inside one (compared as spelled: pass canonical paths)."""
+    text = os.fspath(path)
+    return any(text == os.fspath(root) or text.startswith(os.fspath(root).rstrip(os.sep) + os.sep) for root in roots)
+
 
 def is_candidate(path: str | Path) -> bool:
-    """An audio file name that is not a download in progress or a hidden temp file (ours included)."""
+    """An audio file name that is not a download in progress or a hidden temp file (ours included).
+
+    Audio in a format whose tags are not written (``.wv``, ``.mka``, ...) is a candidate too, so
+    that scan and watch report it as unsupported instead of passing over it without a word.
+    """
     name = Path(path).name
-    return not name.startswith(".") and not name.lower().endswith(PARTIAL_SUFFIXES) and is_audio_path(name)
-
-
-def _inside(path: str, roots: list[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    return not name.startswith(".") and not name.lower().endswith(PARTIAL_SUFFIXES) and is_audio_name(name)
 
 
 def iter_audio_files(
-    roots: Iterable[str | Path], follow_symlinks: bool = False, leftovers: list[Path] | None = None
+    roots: Iterable[str | Path], follow_symlinks: bool = False, on_error: WalkError | None = None
 ) -> Iterator[tuple[Path, Path]]:
-    """Yield ``(root, path)`` for every candidate audio file, sorted per folder.
+    """Yield ``(root, path)`` for every candidate audio file, sorted per folder, in canonical spelling.
 
-    Symlinks (files or folders) pointing outside the roots are skipped unless ``follow_symlinks``;
-    a folder reached twice (a symlink loop) is walked once. Temp files of a tag write that a
-    crash left behind are appended to ``leftovers`` (the scanner deletes them under the writer lock).
+    A root that is not a folder is yielded as it is. Only names are judged here: a FIFO or device
+    named like audio is yielded too, for the scanner to report (it never opens one). Symlinks
+    (files or folders) pointing outside the roots are skipped unless ``follow_symlinks``; a folder
+    reached twice (a symlink loop) is walked once.
+    A folder that cannot be listed is told to ``on_error`` and the walk goes on.
     """
-    root_paths = [Path(r).expanduser().absolute() for r in roots]
+    root_paths = [canonical_path(r) for r in roots]
     real_roots = [os.path.realpath(r) for r in root_paths]
     seen_dirs: set[tuple[int, int]] = set()
+
+    def failed(error: OSError) -> None:
+        if on_error is not None:
+            on_error(Path(error.filename), f"cannot read folder: {os_reason(error)}")
+
     for root in root_paths:
-        if root.is_file():
-            if is_candidate(root):
-                yield root.parent, root
+        if not os.path.isdir(root):
+            yield root.parent, root  # named by the user: whatever it is, the scan says what became of it
             continue
-        for folder, dirs, files in os.walk(root, followlinks=True, onerror=lambda _error: None):
+        for folder, dirs, files in os.walk(root, followlinks=True, onerror=failed):
             try:
                 stat = os.stat(folder)
-            except OSError:
+            except OSError as error:
+                error.filename = error.filename or folder
+                failed(error)
                 dirs[:] = []
                 continue
             key = (stat.st_dev, stat.st_ino)
@@ -55,15 +85,13 @@ def iter_audio_files(
                     d
                     for d in dirs
                     if not os.path.islink(os.path.join(folder, d))
-                    or _inside(os.path.realpath(os.path.join(folder, d)), real_roots)
+                    or is_under(os.path.realpath(os.path.join(folder, d)), real_roots)
                 ]
             dirs.sort()
             for name in sorted(files):
-                path = os.path.join(folder, name)
-                if leftovers is not None and TEMP_MARKER in name:
-                    leftovers.append(Path(path))
                 if not is_candidate(name):
                     continue
-                if os.path.islink(path) and not follow_symlinks and not _inside(os.path.realpath(path), real_roots):
+                path = os.path.join(folder, name)
+                if os.path.islink(path) and not follow_symlinks and not is_under(os.path.realpath(path), real_roots):
                     continue
                 yield root, Path(path)

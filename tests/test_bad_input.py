@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -169,7 +170,7 @@ def test_file_deleted_or_replaced_between_listing_and_reading(
     reports = scan(database, tiny_card, _deleting(files, victim, other if replace else None))
     report = reports["victim.flac"]
     assert report.outcome is Outcome.FAILED
-    assert ("changed while being read" if replace else "No such file") in report.reason
+    assert ("changed while being read" if replace else "no such file") in report.reason
     with database.session() as session:
         assert session.query(Result).count() == 0  # nothing half-recorded
 
@@ -200,9 +201,15 @@ def test_unreadable_file_is_recorded_as_permission_denied() -> None:
     secret = make_track(root / "secret.wav", seconds=2.0)
     secret.chmod(0o000)
     root.chmod(0o777)
+    make_track(root / "others.wav", seconds=2.0)  # root's, writable by all: nobody gets no lease on it
     for path in root.iterdir():
         if path != secret:
             path.chmod(0o666)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(root / "fine.wav", nobody.pw_uid, nobody.pw_gid)  # nobody's own file: the lease is granted
+    (root / "locked").mkdir(mode=0o000)  # a folder nobody cannot list: reported, not passed over
+    make_track(root / "locked" / "hidden.wav", seconds=1.0)
+    (root / "locked").chmod(0o000)
     # In-process scan: this machine's Python lives under /root, which nobody cannot exec for worker processes.
     script = (
         "import sys; from tagger.library import Library; from tagger.scan import Scanner; "
@@ -217,5 +224,9 @@ def test_unreadable_file_is_recorded_as_permission_denied() -> None:
     lines = [line.split("|") for line in result.stdout.splitlines()]
     outcomes = {Path(path).name: (outcome, reason) for outcome, path, reason in lines}
     assert outcomes["fine.wav"][0] == "tagged", outcomes
+    # No lease on another user's file, and that user's processes are hidden from nobody: not replaced.
+    assert outcomes["others.wav"][0] == "failed"
+    assert "cannot tell whether another process is writing it" in outcomes["others.wav"][1]
+    assert outcomes["locked"] == ("failed", "cannot read folder: permission denied")
     assert outcomes["secret.wav"][0] == "failed" and "Permission denied" in outcomes["secret.wav"][1]
     shutil.rmtree(tmp_path)

@@ -99,6 +99,8 @@ def test_system_unit_directives() -> None:
     }.items():
         assert service[key] == [value], key
     assert "/srv/music" in service["ReadWritePaths"]
+    # the one capability: leases on files of other owners (a write waits for downloads to close them)
+    assert service["CapabilityBoundingSet"] == service["AmbientCapabilities"] == ["CAP_LEASE"]
     assert "MemoryDenyWriteExecute" not in service  # would break cffi callbacks (soundfile)
     assert unit["Install.WantedBy"] == ["multi-user.target"]
     # `tagger status` finds the status file inside the writable StateDirectory

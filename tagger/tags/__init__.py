@@ -17,7 +17,6 @@ Writing is described in :mod:`tagger.tags.base` (atomic replace, only the genre 
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,6 +47,7 @@ from mutagen.wave import WAVE
 from mutagen.wavpack import WavPack
 
 from tagger.errors import TagReadError, UnsupportedFormatError
+from tagger.files import SUPPORTED_EXTENSIONS, NotRegularFileError, open_regular
 from tagger.tags.asf import ASFGenreTags
 from tagger.tags.base import TEMP_MARKER, FileIdentity, GenreTags, TagOptions, reason_for
 from tagger.tags.id3 import ID3GenreTags
@@ -67,11 +67,6 @@ __all__ = [
 ]
 
 FAMILIES: tuple[type[GenreTags], ...] = (ID3GenreTags, VorbisGenreTags, MP4GenreTags, ASFGenreTags)
-
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
-    {".mp3", ".flac", ".ogg", ".opus", ".m4a", ".wav", ".aif", ".aiff", ".wma"}
-)
-"""Lower-case suffixes worth offering to :func:`open_tags` when scanning a library."""
 
 _FAMILY_OF: dict[type[FileType], type[GenreTags]] = {kind: family for family in FAMILIES for kind in family.kinds}
 
@@ -106,16 +101,13 @@ def open_tags(path: str | Path, *, id3_version: int = 4, id3_separator: str = ";
 def _stat_and_candidates(path: Path) -> tuple[FileIdentity, list[type[FileType]], bool]:
     """Refuse non-files before mutagen sees them (a FIFO would block it), then rank kinds."""
     try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise TagReadError(path, reason_for(exc)) from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsupportedFormatError(path, "not a regular file")
-    if st.st_size == 0:
-        raise UnsupportedFormatError(path, "empty file")
-    try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
+            st = os.fstat(handle.fileno())
+            if st.st_size == 0:
+                raise UnsupportedFormatError(path, "empty file")
             kinds, looks_like_audio = _candidates(path, handle)
+    except NotRegularFileError as exc:
+        raise UnsupportedFormatError(path, exc.reason) from exc
     except OSError as exc:
         raise TagReadError(path, reason_for(exc)) from exc
     return FileIdentity.of(st), kinds, looks_like_audio

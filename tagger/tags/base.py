@@ -12,6 +12,10 @@ disk lives here, so that the safety rules hold for every format alike:
   synced to disk, given the original's permission bits / owner / extended attributes, and only
   then ``os.replace``-d over the original; the directory is synced afterwards. Any failure
   before the replace removes the temp file and leaves the original untouched.
+* A file another process has open for writing (a download stalled on its descriptor) is never
+  replaced: a read lease is held from the last size/mtime check through the replace
+  (:class:`_NoWriters` says what is guaranteed where leases are not granted). The write is refused
+  with :data:`BEING_WRITTEN`, and the scan retries once the file has changed.
 * A symlink is written through: the resolved target is replaced and the link itself stays.
   A file that was swapped for another one (new inode) since it was opened is refused, so
   genres computed for one file never land in another.
@@ -25,10 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
 from abc import ABC, abstractmethod
@@ -40,10 +46,11 @@ from typing import BinaryIO, ClassVar, TypeVar
 from mutagen import FileType, MutagenError
 
 from tagger.errors import FileError, TagReadError, TagWriteError
+from tagger.files import OS_REASONS, open_regular
 from tagger.tags.secondary import genres_in
 
 TEMP_MARKER = ".tagger-tmp-"
-"""Part of every temp file's name; a scanner that finds one left by a crash may delete it."""
+"""Part of every temp file's name (see :func:`leftover_temps` for the exact pattern)."""
 
 _MAX_REASON = 160
 _COPY_CHUNK = 1 << 20
@@ -336,10 +343,29 @@ def temp_prefix(name: str) -> str:
     return "." + encoded.decode("utf-8", "ignore") + TEMP_MARKER
 
 
+def leftover_temps(target: Path) -> list[Path]:
+    """The temp copies a crashed rewrite of ``target`` can have left: regular files in its folder named
+    exactly as :func:`rewrite_atomically` names them (``temp_prefix`` + mkstemp's 8 characters)."""
+    pattern = re.compile(re.escape(temp_prefix(target.name)) + r"[a-z0-9_]{8}")
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if pattern.fullmatch(name):
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.lstat(target.parent / name).st_mode):
+                    found.append(target.parent / name)
+    return found
+
+
 def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T:
     """Copy ``target``, let ``edit`` change the copy, then swap it in; the original is never edited.
 
-    ``path`` is only used in error messages. Returns what ``edit`` returned.
+    ``path`` is only used in error messages. Returns what ``edit`` returned. The swap happens only
+    while no other process has ``target`` open for writing (see :class:`_NoWriters` for what is
+    guaranteed where); otherwise TagWriteError with :data:`BEING_WRITTEN`, the file untouched.
     """
     directory = target.parent
     try:
@@ -355,11 +381,13 @@ def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T
         result = edit(tmp)
         _copy_file_metadata(target, tmp, before)
         _fsync_path(tmp)
-        now = os.stat(target)
-        if _signature(now) != _signature(before):
-            raise TagWriteError(path, "file changed on disk while writing")
-        os.replace(tmp, target)
-        replaced = True
+        with _NoWriters(path, target) as guard:
+            now = os.stat(target)
+            if _signature(now) != _signature(before) or _signature(guard.stat) != _signature(before):
+                raise TagWriteError(path, "file changed on disk while writing")
+            guard.check()
+            os.replace(tmp, target)
+            replaced = True
     except BaseException as exc:
         if not replaced:
             with contextlib.suppress(OSError):
@@ -374,6 +402,151 @@ def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T
     return result
 
 
+BEING_WRITTEN = "being written by another process; next run retries"
+"""Why a write was refused because some process has the file open for writing."""
+
+# F_SETLEASE's answers for "no lease for you here", as opposed to EAGAIN, "someone is writing it":
+_NOT_OWNER = frozenset({errno.EACCES, errno.EPERM})  # not the file's owner and no CAP_LEASE
+_NO_LEASES = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK})  # NFS, FUSE, leases-enable=0
+
+
+class _NoWriters:
+    """Held from the last size/mtime check through ``os.replace``: no process has the file open for writing.
+
+    On Linux this is a read lease (``F_SETLEASE``, ``F_RDLCK``) on a read-only descriptor: the kernel
+    grants it only while no descriptor anywhere on this machine is open for writing (EAGAIN otherwise),
+    and an ``open`` for writing that starts while we hold it waits for us and shows as a lease break,
+    checked just before the replace. So a download stalled on an open descriptor is never replaced.
+
+    Where no lease is granted (not the file's owner without CAP_LEASE, or a file system that refuses
+    leases: NFS, some FUSE), the descriptors in ``/proc`` are searched instead: every process's as
+    root, only our own user's otherwise. A writer found refuses the write as with a lease. When we are
+    neither the file's owner nor able to see every process, its owner's downloads are invisible, so
+    the write is refused with that reason (run as the owner, or grant CAP_LEASE). Writers on other
+    machines of a network file system are never visible; there only the size/mtime checks remain.
+    """
+
+    def __init__(self, path: Path, target: Path) -> None:
+        self.path, self.target = path, target
+        self.fd = -1
+        self.leased = False
+
+    def __enter__(self) -> _NoWriters:
+        self.fd = os.open(self.target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            self.stat = os.fstat(self.fd)  # the file the lease is on: the caller checks it is still ``target``
+            self._exclude_writers(self.stat)
+            return self
+        except BaseException:
+            self._release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        self._release()
+
+    def _exclude_writers(self, st: os.stat_result) -> None:
+        if not hasattr(fcntl, "F_SETLEASE"):
+            self._search_proc(st, "this system has no file leases")
+            return
+        try:
+            _take_read_lease(self.fd)
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                raise TagWriteError(self.path, BEING_WRITTEN) from exc
+            if exc.errno in _NOT_OWNER:
+                self._search_proc(st, "no lease without owning the file or CAP_LEASE")
+            elif exc.errno in _NO_LEASES:
+                self._search_proc(st, "the file system grants no leases")
+            else:
+                raise
+            return
+        self.leased = True
+
+    def check(self) -> None:
+        """Raise if a writer started opening the file while we held the lease."""
+        if self.leased and fcntl.fcntl(self.fd, fcntl.F_GETLEASE) != fcntl.F_RDLCK:
+            raise TagWriteError(self.path, BEING_WRITTEN)
+
+    def _search_proc(self, st: os.stat_result, why: str) -> None:
+        writing, complete = open_for_writing(st)
+        if writing:
+            raise TagWriteError(self.path, BEING_WRITTEN)
+        if not complete and st.st_uid != os.geteuid():
+            raise TagWriteError(
+                self.path,
+                f"cannot tell whether another process is writing it ({why}; its owner's processes are hidden)",
+            )
+
+    def _release(self) -> None:
+        if self.fd < 0:
+            return
+        if self.leased:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self.fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        os.close(self.fd)
+        self.fd, self.leased = -1, False
+
+
+def _take_read_lease(fd: int) -> None:
+    """``F_SETLEASE`` ``F_RDLCK`` on ``fd`` (Linux); raises OSError, EAGAIN when a writer has the file open."""
+    # A lease break signals its holder, by default with SIGIO, whose default action kills the
+    # process; SIGURG is ignored by default, and a break is seen by polling F_GETLEASE instead.
+    fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+
+
+def being_written(path: str | Path) -> bool:
+    """A cheap early look for the scan, before it decodes anything: True when the kernel refuses a read
+    lease because some process has the file open for writing. No guarantee either way (the write
+    itself checks again, see :class:`_NoWriters`); False wherever no lease can be tried."""
+    if not hasattr(fcntl, "F_SETLEASE"):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        _take_read_lease(fd)
+    except OSError as exc:
+        return exc.errno == errno.EAGAIN
+    else:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
+
+
+def open_for_writing(st: os.stat_result, proc: str = "/proc") -> tuple[bool, bool]:
+    """Whether a process has the file ``st`` describes open for writing, searched in ``/proc``;
+    and whether every process could be searched (another user's are hidden from non-root)."""
+    try:
+        pids = [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return False, False
+    complete = True
+    for pid in pids:
+        try:
+            descriptors = os.listdir(f"{proc}/{pid}/fd")
+        except FileNotFoundError:
+            continue  # exited meanwhile
+        except OSError:
+            complete = False
+            continue
+        for descriptor in descriptors:
+            try:
+                linked = os.stat(f"{proc}/{pid}/fd/{descriptor}")
+                if (linked.st_dev, linked.st_ino) != (st.st_dev, st.st_ino):
+                    continue
+                with open(f"{proc}/{pid}/fdinfo/{descriptor}") as info:
+                    flags = next(line for line in info if line.startswith("flags:")).split()[1]
+            except (OSError, StopIteration, IndexError):
+                continue
+            if int(flags, 8) & os.O_ACCMODE != os.O_RDONLY:
+                return True, complete
+    return False, complete
+
+
 def copy_contents(source: Path, destination: BinaryIO) -> None:
     """Copy ``source``'s bytes into the empty, open ``destination``.
 
@@ -383,7 +556,7 @@ def copy_contents(source: Path, destination: BinaryIO) -> None:
     a plain copy. A file that shrinks meanwhile leaves a short copy, which the caller's check of the
     original's size and mtime refuses.
     """
-    with open(source, "rb") as src:
+    with open_regular(source) as src:
         size = os.fstat(src.fileno()).st_size
         copied = 0
         if hasattr(os, "copy_file_range"):
@@ -432,17 +605,7 @@ def _fsync_path(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
-_ERRNO_REASONS = {
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-    errno.ENOENT: "no such file",
-    errno.ENOTDIR: "no such file",
-    errno.ELOOP: "too many levels of symbolic links",
-    errno.EIO: "input/output error",
-}
+_ERRNO_REASONS = OS_REASONS
 
 
 def reason_for(exc: BaseException, path: Path | None = None) -> str:
