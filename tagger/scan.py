@@ -160,12 +160,15 @@ class Scanner:
         yield from self.run(files, on_planned)
         yield from unreadable
         if not self.library.options.dry_run:
-            yield from self._mark_vanished(roots)
+            yield from self._mark_vanished(roots, reported={str(report.path) for report in unreadable})
 
-    def _mark_vanished(self, roots: list[str | Path]) -> Iterator[TrackReport]:
-        """After the walk, so that moved files were followed first (their old path is no longer recorded)."""
+    def _mark_vanished(self, roots: list[str | Path], reported: set[str]) -> Iterator[TrackReport]:
+        """After the walk, so that moved files were followed first (their old path is no longer recorded).
+        A root the walk already reported as unreadable is not reported a second time."""
         vanished = self.library.vanished(roots)
         for root, tracks in vanished.unmounted.items():
+            if str(root) in reported:
+                continue
             reason = f"missing or empty (not mounted?): its {tracks} recorded tracks are not marked gone"
             yield TrackReport(Path(root), Outcome.FAILED, reason=reason)
         for path in vanished.paths:

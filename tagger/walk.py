@@ -64,6 +64,10 @@ def iter_audio_files(
             on_error(Path(error.filename), f"cannot read folder: {os_reason(error)}")
 
     for root in root_paths:
+        if not os.path.lexists(root):
+            if on_error is not None:  # told once, not recorded: a missing root is no track
+                on_error(root, "no such file or folder")
+            continue
         if not os.path.isdir(root):
             yield root.parent, root  # named by the user: whatever it is, the scan says what became of it
             continue
