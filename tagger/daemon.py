@@ -702,7 +702,7 @@ class Daemon:
                 state: FileState | None = FileState.of(path)
             except OSError:
                 state = None
-            age = time.time() - state.mtime if state else 0.0
+            age = time.time() - state.mtime_ns / 1e9 if state else 0.0
             with self._lock:
                 if self._pending.get(path) is not entry:
                     continue  # a new event arrived meanwhile: its own quiet period runs
