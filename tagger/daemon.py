@@ -81,7 +81,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from tagger.config import Settings, WatchSettings
-from tagger.errors import ModelError
+from tagger.errors import DatabaseError, ModelError
 from tagger.library import FileState, Library, Outcome, TagOptions, TrackReport
 from tagger.scan import Scanner
 from tagger.sdnotify import Notifier
@@ -611,7 +611,7 @@ class Daemon:
                 if self._next_reconcile is not None:
                     timeout = min(timeout, max(0.01, self._next_reconcile - time.monotonic()))
                 self._wake.wait(timeout)
-        except ModelError as error:
+        except (ModelError, DatabaseError) as error:  # already one line naming the model or the database
             log.error("%s; exiting", error)
             self.crashed = True
             self.errors += 1

@@ -255,7 +255,9 @@ def test_id3v23_joined_genres_verify_and_are_not_rewritten(
     assert again.counts == {Outcome.UNCHANGED: 1}
 
 
-def test_a_file_of_2_gib_or_more_does_not_stop_the_scan(tmp_path: Path, database: Database, tiny_card: ModelCard) -> None:
+def test_a_file_of_2_gib_or_more_does_not_stop_the_scan(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
     """Its size is recorded exactly (was: a 32-bit column; PostgreSQL aborted the whole scan)."""
     root = tmp_path / "music"
     make_track(root / "song.flac", seconds=3.0)

@@ -1,4 +1,5 @@
-"""Opening the database: any SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys.
+"""Opening the database: a SQLite file or a SQLAlchemy URL (PostgreSQL tested); SQLite gets WAL, a busy timeout
+and foreign keys.
 
 Every database failure leaves this module as a :class:`~tagger.errors.DatabaseError` whose text is one line
 naming the database (password masked) and the reason (:func:`_reason`): the CLI prints it as it is.
