@@ -8,7 +8,9 @@ cd "$(dirname "$0")"
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v systemd-analyze >/dev/null || need+=(systemd)
-compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)  # a throw-away server per test session
+# Throw-away database servers, one per test session (tests/servers.py).
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
+command -v mariadb-install-db >/dev/null || need+=(mariadb-server)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -325,7 +325,8 @@ class Library:
         if track is None:
             # Another process (the daemon, another user's scan) may record this file right now: its row is used.
             insert_if_absent(session, Track, path=str(path), root=str(root))
-            track = session.scalar(select(Track).where(Track.path == str(path)))
+            # A locking read sees the other's committed row even under REPEATABLE READ (MariaDB's default).
+            track = session.scalar(select(Track).where(Track.path == str(path)).with_for_update())
             assert track is not None
         track.root = str(root)
         return track

@@ -10,7 +10,7 @@ import pytest
 from tagger.model import ModelCard, load_card
 from tagger.store import Database
 from tests.audio_factory import ALL_EXTENSIONS, have_ffmpeg, make_track
-from tests.servers import PostgresServer, postgres_bin, postgres_server
+from tests.servers import MariaDBServer, PostgresServer, mariadb_bin, mariadb_server, postgres_bin, postgres_server
 
 FIXTURE_MODELS = Path(__file__).parent / "fixtures" / "models"
 TINY_CARD = FIXTURE_MODELS / "tiny.json"
@@ -44,12 +44,24 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    """One throw-away MariaDB server for the whole session (127.0.0.1, a free port)."""
+    if mariadb_bin() is None:
+        pytest.skip("MariaDB is not installed (test.sh installs Debian mariadb-server)")
+    pytest.importorskip("pymysql", reason="PyMySQL is not installed (the [mysql] extra)")
+    with mariadb_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database on each engine the README promises: a SQLite file, a PostgreSQL database."""
+    """A fresh, empty database on each engine the README promises: a SQLite file, PostgreSQL, MariaDB."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state' / 'tagger.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres")
+    server: PostgresServer | MariaDBServer = request.getfixturevalue(
+        "postgres" if request.param == "postgresql" else "mariadb"
+    )
     return server.create_database()
 
 

@@ -1,4 +1,4 @@
-"""Throw-away database servers for the tests: a PostgreSQL cluster in a temp dir on 127.0.0.1, free port."""
+"""Throw-away database servers for the tests (PostgreSQL, MariaDB): a temp dir, 127.0.0.1 only, a free port."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POSTGRES_USER = "tagger"
-POSTGRES_PASSWORD = "s3cret-pw"
+POSTGRES_PASSWORD = "s3cret-pw"  # also the MariaDB user's
+MARIADB_USER = "tagger"
 
 
 def free_port() -> int:
@@ -74,5 +76,72 @@ def postgres_server() -> Iterator[PostgresServer]:
             yield PostgresServer(port)
         finally:
             subprocess.run([*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], **run)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def mariadb_bin() -> Path | None:
+    """Debian's MariaDB server binaries (mariadbd, mariadb-install-db)."""
+    for folder in ("/usr/sbin", "/usr/bin"):
+        if Path(folder, "mariadbd").exists() and shutil.which("mariadb-install-db"):
+            return Path(folder)
+    return None
+
+
+@dataclass(frozen=True)
+class MariaDBServer:
+    port: int
+    socket: Path
+
+    def url(self, database: str = "") -> str:
+        return f"mysql+pymysql://{MARIADB_USER}:{POSTGRES_PASSWORD}@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
+
+    def create_database(self) -> str:
+        import pymysql
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        connection = pymysql.connect(host="127.0.0.1", port=self.port, user=MARIADB_USER, password=POSTGRES_PASSWORD)
+        with connection, connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        return self.url(name)
+
+
+@contextmanager
+def mariadb_server() -> Iterator[MariaDBServer]:
+    """mariadb-install-db + mariadbd in a temp dir, 127.0.0.1 on a free port; killed and deleted after."""
+    import pymysql
+
+    binaries = mariadb_bin()
+    assert binaries is not None
+    # As root, mariadbd runs as the `mysql` system user, which owns the directory.
+    user = ["--user=mysql"] if os.geteuid() == 0 else []
+    base = Path(tempfile.mkdtemp(prefix="tagger-mariadb-"))
+    if user:
+        shutil.chown(base, "mysql")
+    data, sock, port = base / "data", base / "mysqld.sock", free_port()
+    install = ["mariadb-install-db", *user, f"--datadir={data}", "--auth-root-authentication-method=normal"]
+    options = [f"--datadir={data}", f"--socket={sock}", f"--port={port}", "--bind-address=127.0.0.1",
+               "--skip-name-resolve", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"]  # fmt: skip
+    try:
+        subprocess.run([*install, "--skip-test-db"], check=True, capture_output=True, timeout=120)
+        with open(base / "log", "wb") as log:
+            server = subprocess.Popen([str(binaries / "mariadbd"), "--no-defaults", *user, *options], stderr=log)
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # up when its socket answers
+                try:
+                    root = pymysql.connect(unix_socket=str(sock), user="root", password="")
+                    break
+                except pymysql.err.OperationalError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise
+                    time.sleep(0.1)
+            with root, root.cursor() as cursor:
+                cursor.execute(f"CREATE USER '{MARIADB_USER}'@'127.0.0.1' IDENTIFIED BY '{POSTGRES_PASSWORD}'")
+                cursor.execute(f"GRANT ALL ON *.* TO '{MARIADB_USER}'@'127.0.0.1'")
+            yield MariaDBServer(port, sock)
+        finally:
+            server.kill()
+            server.wait()
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -15,7 +15,7 @@ import pytest
 
 from tagger.store import Database
 from tests.conftest import TINY_CARD
-from tests.servers import POSTGRES_PASSWORD, PostgresServer, free_port
+from tests.servers import POSTGRES_PASSWORD, MariaDBServer, PostgresServer, free_port
 
 
 def tagger(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -139,3 +139,10 @@ def test_a_wrong_password(tmp_path: Path, postgres: PostgresServer) -> None:
 
 def test_a_missing_driver_says_which_extra_to_install(tmp_path: Path) -> None:
     one_line_error(tagger("report", "--db", "mysql+nosuchdriver://u:pw@127.0.0.1/x", tmp_path=tmp_path), "mysql")
+
+
+def test_a_wrong_password_on_mariadb(tmp_path: Path, mariadb: MariaDBServer) -> None:
+    url = mariadb.url().replace(POSTGRES_PASSWORD, "wrong-password")
+    result = tagger("report", "--db", url, tmp_path=tmp_path)
+    line = one_line_error(result, f"127.0.0.1:{mariadb.port}", "Access denied")
+    assert "wrong-password" not in line

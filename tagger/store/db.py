@@ -1,5 +1,5 @@
-"""Opening the database: a SQLite file or a SQLAlchemy URL (PostgreSQL tested); SQLite gets WAL, a busy timeout
-and foreign keys.
+"""Opening the database: a SQLite file or a SQLAlchemy URL (PostgreSQL and MariaDB tested); SQLite gets WAL, a busy
+timeout and foreign keys.
 
 Every database failure leaves this module as a :class:`~tagger.errors.DatabaseError` whose text is one line
 naming the database (password masked) and the reason (:func:`_reason`): the CLI prints it as it is.
@@ -180,7 +180,8 @@ class Database:
                     yield
             elif dialect in ("mysql", "mariadb"):
                 name = {"name": f"genre-tagger writer {self.engine.url.database}"}  # names are server-wide
-                with self._server_lock("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)", name):
+                # MariaDB takes a negative timeout as 0, not as "wait for ever": a year is for ever here.
+                with self._server_lock("SELECT GET_LOCK(:name, 31536000)", "SELECT RELEASE_LOCK(:name)", name):
                     yield
             else:
                 with self._file_lock():
@@ -190,7 +191,8 @@ class Database:
     def _server_lock(self, acquire: str, release: str, parameters: dict[str, Any]) -> Iterator[None]:
         # Held by one pooled connection for the block; a session-level lock outlives its transactions.
         with self.engine.connect() as connection:
-            connection.execute(text(acquire), parameters)
+            if connection.execute(text(acquire), parameters).scalar() not in (1, None):  # pg_advisory_lock: void
+                raise DatabaseError(f"database {self.name}: could not take the writer lock")
             try:
                 yield
             finally:
