@@ -42,8 +42,9 @@ def check_intact(root: Path, db: Path | str, originals: dict[str, tuple[np.ndarr
     for name, (samples, others) in snapshot(root).items():
         np.testing.assert_array_equal(samples, originals[name][0], err_msg=name)
         assert others == originals[name][1], name
-    if isinstance(db, Path) or db.startswith("sqlite:///"):
-        with sqlite3.connect(str(db).removeprefix("sqlite:///")) as connection:
+    sqlite_file = Path(str(db).removeprefix("sqlite:///"))
+    if (isinstance(db, Path) or db.startswith("sqlite:///")) and sqlite_file.exists():  # killed before it was made?
+        with sqlite3.connect(sqlite_file) as connection:
             assert connection.execute("pragma integrity_check").fetchone() == ("ok",)
 
 

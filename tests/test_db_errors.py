@@ -31,7 +31,7 @@ def one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> 
     assert result.returncode == 1, result.stdout + result.stderr
     assert len(lines) == 1, result.stdout + result.stderr
     for text in expected:
-        assert text in lines[0], lines[0]
+        assert text.lower() in lines[0].lower(), lines[0]
     return lines[0]
 
 

@@ -75,6 +75,10 @@ def _reason(error: BaseException, url: str) -> str:
         message = "locked by another process for longer than the busy timeout; try again when it has finished"
     elif "file is not a database" in lowered or "malformed" in lowered:
         message = f"not a SQLite database, or damaged ({message})"
+    elif "unable to open database file" in lowered and url.startswith("sqlite:///"):
+        folder = Path(display_name(url)).parent
+        if folder.is_dir() and not os.access(folder, os.W_OK):  # WAL mode needs its -wal and -shm files there
+            message = f"{message}: its folder {folder} is read-only"
     try:
         password = make_url(url).password
     except ArgumentError:
@@ -175,8 +179,8 @@ class Database:
         with database_errors(self.url):
             dialect = self.engine.dialect.name
             if dialect == "postgresql":
-                key = {"key": _PG_LOCK_KEY}
-                with self._server_lock("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", key):
+                key = {"key": _PG_LOCK_KEY}  # pg_advisory_lock waits for ever and returns nothing
+                with self._server_lock("SELECT 1 FROM pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", key):
                     yield
             elif dialect in ("mysql", "mariadb"):
                 name = {"name": f"genre-tagger writer {self.engine.url.database}"}  # names are server-wide
@@ -191,7 +195,7 @@ class Database:
     def _server_lock(self, acquire: str, release: str, parameters: dict[str, Any]) -> Iterator[None]:
         # Held by one pooled connection for the block; a session-level lock outlives its transactions.
         with self.engine.connect() as connection:
-            if connection.execute(text(acquire), parameters).scalar() not in (1, None):  # pg_advisory_lock: void
+            if connection.execute(text(acquire), parameters).scalar() != 1:  # GET_LOCK: 0 timed out, NULL failed
                 raise DatabaseError(f"database {self.name}: could not take the writer lock")
             try:
                 yield
