@@ -8,6 +8,9 @@ cd "$(dirname "$0")"
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# Throw-away database servers, one per test session (tests/servers.py).
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
+command -v mariadb-install-db >/dev/null || need+=(mariadb-server)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -19,7 +22,7 @@ fi
 PYTHON=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
-.venv/bin/pip install -q -e ".[train,dev]"
+.venv/bin/pip install -q -e ".[train,postgres,mysql,dev]"
 
 echo "== ruff (lint, format), mypy"
 .venv/bin/ruff check .

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from tagger import __version__
 from tagger.config import ConfigError, Settings, database_url, load_settings
-from tagger.errors import ModelError, TaggerError
+from tagger.errors import DatabaseError, ModelError, TaggerError
 from tagger.policy import Policy
 
 # Each command imports what it uses: `tagger classify` must start fast, without SQLAlchemy,
@@ -556,7 +556,11 @@ def status(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except DatabaseError as error:  # raised anywhere (open, migrate, mid-scan): already one line naming the database
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

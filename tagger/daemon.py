@@ -90,7 +90,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from tagger.config import Settings, WatchSettings
-from tagger.errors import ModelError
+from tagger.errors import DatabaseError, ModelError
 from tagger.library import FileState, Library, Outcome, TagOptions, TrackReport
 from tagger.scan import Scanner
 from tagger.sdnotify import Notifier
@@ -680,7 +680,7 @@ class Daemon:
                 if self._next_reconcile is not None:
                     timeout = min(timeout, max(0.01, self._next_reconcile - time.monotonic()))
                 self._wake.wait(timeout)
-        except ModelError as error:
+        except (ModelError, DatabaseError) as error:  # already one line naming the model or the database
             log.error("%s; exiting", error)
             self.crashed = True
             self.errors += 1
@@ -771,7 +771,7 @@ class Daemon:
                 state: FileState | None = FileState.of(path)
             except OSError:
                 state = None
-            age = time.time() - state.mtime if state else 0.0
+            age = time.time() - state.mtime_ns / 1e9 if state else 0.0
             with self._lock:
                 if self._pending.get(path) is not entry:
                     continue  # a new event arrived meanwhile: its own quiet period runs

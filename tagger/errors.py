@@ -40,3 +40,7 @@ class UnsupportedFormatError(FileError):
 
 class ModelError(TaggerError):
     """A model file or model card is missing or inconsistent."""
+
+
+class DatabaseError(TaggerError):
+    """The database could not be opened, migrated, read or written: one line naming it (password masked)."""

@@ -30,6 +30,7 @@ from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
 from tagger.policy import Policy, decide
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
+from tagger.store.db import insert_if_absent
 from tagger.tags import GenreTags, open_tags
 from tagger.tags.base import leftover_temps
 from tagger.vocabulary import Vocabulary, resolve_vocabulary
@@ -104,7 +105,7 @@ class TagOptions:
 @dataclass(frozen=True)
 class FileState:
     size: int
-    mtime: float
+    mtime_ns: int  # integers: exact on every database engine
 
     @classmethod
     def of(cls, path: str | Path) -> FileState:
@@ -112,7 +113,7 @@ class FileState:
 
     @classmethod
     def from_stat(cls, st: os.stat_result) -> FileState:
-        return cls(st.st_size, st.st_mtime)
+        return cls(st.st_size, st.st_mtime_ns)
 
 
 def fingerprint(path: str | Path, size: int | None = None) -> str:
@@ -161,28 +162,28 @@ class Library:
         self.head: Head = self.vocabulary.head
 
     # ------------------------------------------------------------------ triage
-    def known_states(self, paths: list[str] | None = None) -> dict[str, tuple[int | None, float | None, str]]:
-        """path -> (size, mtime, status), for ``paths`` or every track, in one query (fast unchanged re-scans)."""
-        query = select(Track.path, Track.size, Track.mtime, Track.status)
+    def known_states(self, paths: list[str] | None = None) -> dict[str, tuple[int | None, int | None, str]]:
+        """path -> (size, mtime_ns, status), for ``paths`` or every track, in one query (fast unchanged re-scans)."""
+        query = select(Track.path, Track.size, Track.mtime_ns, Track.status)
         if paths is not None:
             query = query.where(Track.path.in_(paths))
         with self.db.session() as session:
-            return {path: (size, mtime, status) for path, size, mtime, status in session.execute(query)}
+            return {path: (size, mtime_ns, status) for path, size, mtime_ns, status in session.execute(query)}
 
-    def known_state(self, path: str | Path) -> tuple[int | None, float | None, str] | None:
+    def known_state(self, path: str | Path) -> tuple[int | None, int | None, str] | None:
         with self.db.session() as session:
             row = session.execute(
-                select(Track.size, Track.mtime, Track.status).where(Track.path == str(path))
+                select(Track.size, Track.mtime_ns, Track.status).where(Track.path == str(path))
             ).one_or_none()
             return None if row is None else (row[0], row[1], row[2])
 
     @staticmethod
-    def is_unchanged(known: tuple[int | None, float | None, str] | None, state: FileState) -> bool:
+    def is_unchanged(known: tuple[int | None, int | None, str] | None, state: FileState) -> bool:
         return (
             known is not None
             and known[2] in (TrackStatus.DONE, TrackStatus.FAILED)
             and known[0] == state.size
-            and known[1] == state.mtime
+            and known[1] == state.mtime_ns
         )
 
     def try_move(self, path: Path, root: Path, state: FileState) -> TrackReport | None:
@@ -207,7 +208,7 @@ class Library:
                         session.flush()
                     old = track.path
                     track.path, track.root = str(path), str(root)
-                    track.size, track.mtime = state.size, state.mtime
+                    track.size, track.mtime_ns = state.size, state.mtime_ns
                     if track.status == TrackStatus.GONE:
                         track.status = TrackStatus.DONE
                     return TrackReport(path, Outcome.MOVED, reason=f"from {old}")
@@ -266,7 +267,7 @@ class Library:
                 track = self._track(session, path, root)
                 track.status, track.error = TrackStatus.FAILED, reason
                 if state is not None:
-                    track.size, track.mtime = state.size, state.mtime
+                    track.size, track.mtime_ns = state.size, state.mtime_ns
         return TrackReport(path, Outcome.FAILED, reason=reason)
 
     def record(self, analysis: TrackAnalysis, root: Path, state: FileState) -> TrackReport:
@@ -317,7 +318,7 @@ class Library:
         assert genres is not None
         with self.db.session() as session:
             track = self._track(session, analysis.path, plan.root)
-            track.size, track.mtime = plan.state.size, plan.state.mtime
+            track.size, track.mtime_ns = plan.state.size, plan.state.mtime_ns
             track.fingerprint = _safe_fingerprint(analysis.path, plan.state.size)
             track.duration = analysis.duration
             track.format = analysis.path.suffix.lower().lstrip(".")
@@ -371,7 +372,7 @@ class Library:
             track.error = report.reason or None
             refresh_state(track)
             if error:
-                track.mtime = None  # retried next run: making a file writable (chmod) leaves its mtime alone
+                track.mtime_ns = None  # retried next run: making a file writable (chmod) leaves its mtime alone
         return report
 
     def _open_tags(self, path: str | Path) -> GenreTags:
@@ -381,8 +382,11 @@ class Library:
     def _track(session: Session, path: Path, root: Path) -> Track:
         track = session.scalar(select(Track).where(Track.path == str(path)))
         if track is None:
-            track = Track(path=str(path), root=str(root))
-            session.add(track)
+            # Another process (the daemon, another user's scan) may record this file right now: its row is used.
+            insert_if_absent(session, Track, path=str(path), root=str(root))
+            # A locking read sees the other's committed row even under REPEATABLE READ (MariaDB's default).
+            track = session.scalar(select(Track).where(Track.path == str(path)).with_for_update())
+            assert track is not None
         track.root = str(root)
         return track
 
@@ -431,7 +435,7 @@ def refresh_state(track: Track) -> None:
         state = FileState.of(track.path)
     except OSError:
         return
-    track.size, track.mtime = state.size, state.mtime
+    track.size, track.mtime_ns = state.size, state.mtime_ns
     track.fingerprint = _safe_fingerprint(Path(track.path), state.size)
 
 

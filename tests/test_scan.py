@@ -43,6 +43,12 @@ def run_scan(database: Database, card: ModelCard, root: Path, **options: object)
 
 
 @pytest.fixture
+def database(any_database: Database) -> Database:
+    """Every scan test here runs on a SQLite file and on a real PostgreSQL server."""
+    return any_database
+
+
+@pytest.fixture
 def library_copy(format_library: Path, tmp_path: Path) -> Path:
     root = tmp_path / "music"
     shutil.copytree(format_library, root)
@@ -326,3 +332,19 @@ def test_new_tagging_options_are_applied_from_stored_results_without_decoding(
     again = run_scan(database, broken, library_copy, top_k=2, min_confidence=1.0)
     assert again.counts == {Outcome.LOW_CONFIDENCE: len(files)}
     assert run_scan(database, broken, library_copy, top_k=2, min_confidence=1.0).counts == {Outcome.SKIPPED: len(files)}
+
+
+def test_a_file_of_2_gib_or_more_does_not_stop_the_scan(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    """Its size is recorded exactly (was: a 32-bit column; PostgreSQL aborted the whole scan)."""
+    root = tmp_path / "music"
+    make_track(root / "song.flac", seconds=3.0)
+    huge = root / "huge.wav"
+    with open(huge, "wb") as sparse:  # 2.5 GiB of holes: no disk used
+        sparse.truncate(5 * 2**29)
+    summary = run_scan(database, tiny_card, root)
+    assert summary.counts == {Outcome.TAGGED: 1, Outcome.FAILED: 1}
+    with database.session() as session:
+        assert session.scalar(select(Track.size).where(Track.path == str(huge))) == 5 * 2**29
+    assert run_scan(database, tiny_card, root).counts == {Outcome.SKIPPED: 2}

@@ -1,4 +1,9 @@
-"""Opening the database: any SQLAlchemy URL; SQLite gets WAL, a busy timeout and foreign keys."""
+"""Opening the database: a SQLite file or a SQLAlchemy URL (PostgreSQL and MariaDB tested); SQLite gets WAL, a busy
+timeout and foreign keys.
+
+Every database failure leaves this module as a :class:`~tagger.errors.DatabaseError` whose text is one line
+naming the database (password masked) and the reason (:func:`_reason`): the CLI prints it as it is.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,22 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from platformdirs import user_data_dir
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import create_engine, event, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from tagger.config import database_url
+from tagger.errors import DatabaseError
 
 BUSY_TIMEOUT_MS = 30_000
+# Session-level advisory lock (PostgreSQL) / named lock (MariaDB, MySQL) standing for the writer lock.
+_PG_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"genre-tagger writer", digest_size=8).digest(), "big", signed=True)
 
 
 def migrations_dir() -> Path:
@@ -31,10 +44,72 @@ def migrations_dir() -> Path:
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def display_name(url: str) -> str:
+    """The database as the user named it, for messages: the file for SQLite, the URL without its password."""
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///").split("?")[0] or ":memory:"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("://")[0] + "://…"  # unparsable: the rest may hold a password
+
+
+def _reason(error: BaseException, url: str) -> str:
+    """Why ``error`` happened, in one line, with the URL's password removed."""
+    if isinstance(error, NoSuchModuleError | ModuleNotFoundError):
+        scheme = url.split("://")[0]
+        extras = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+        extra = extras.get(scheme.split("+")[0])
+        return f"no driver for {scheme}" + (f" (pip install 'genre-tagger[{extra}]')" if extra else "")
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}: {error.filename}" if error.filename else str(error.strerror or error)
+    original = getattr(error, "orig", None) or error
+    message = " ".join(str(original).split())  # drivers write several lines (psycopg: host, port, hint)
+    lowered = message.lower()
+    if "database is locked" in lowered:
+        message = "locked by another process for longer than the busy timeout; try again when it has finished"
+    elif "file is not a database" in lowered or "malformed" in lowered:
+        message = f"not a SQLite database, or damaged ({message})"
+    elif "unable to open database file" in lowered and url.startswith("sqlite:///"):
+        folder = Path(display_name(url)).parent
+        if folder.is_dir() and not os.access(folder, os.W_OK):  # WAL mode needs its -wal and -shm files there
+            message = f"{message}: its folder {folder} is read-only"
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        password = None
+    if password:
+        message = message.replace(str(password), "***")
+    return message
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """Turn any failure of the database (or of its folder) into one :class:`DatabaseError` line."""
+    try:
+        yield
+    except DatabaseError:
+        raise
+    except (SQLAlchemyError, CommandError, NoSuchModuleError, ModuleNotFoundError, OSError) as error:
+        raise DatabaseError(f"database {display_name(url)}: {_reason(error, url)}") from error
+
+
+def insert_if_absent(session: Session, model: type[DeclarativeBase], **values: Any) -> None:
+    """INSERT that does nothing when a unique key exists already: another process recorded that row meanwhile."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(model).values(**values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(model).values(**values).on_conflict_do_nothing())
+    elif dialect in ("mysql", "mariadb"):
+        session.execute(insert(model).values(**values).prefix_with("IGNORE"))
+    else:
+        session.execute(insert(model).values(**values))
 
 
 class Database:
@@ -42,31 +117,54 @@ class Database:
 
     def __init__(self, url: str | os.PathLike[str] | None = None, migrate: bool = True) -> None:
         self.url = database_url(os.fspath(url) if url else None)
-        if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(self.url, connect_args=self._connect_args())
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _configure_sqlite)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        if migrate:
-            self.migrate()
+        self.name = display_name(self.url)
+        with database_errors(self.url):
+            if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
+                Path(self.url.removeprefix("sqlite:///").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(self.url, connect_args=self._connect_args())
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _configure_sqlite)
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+            if migrate:
+                self.migrate()
 
     def _connect_args(self) -> dict[str, Any]:
-        return {"timeout": BUSY_TIMEOUT_MS / 1000} if self.url.startswith("sqlite") else {}
+        if not self.url.startswith("sqlite") or "timeout" in make_url(self.url).query:
+            return {}  # a timeout in the URL (sqlite:///x.db?timeout=5) is the user's choice
+        return {"timeout": BUSY_TIMEOUT_MS / 1000}
 
     def migrate(self) -> None:
-        """Apply every Alembic migration not applied yet (no-op when up to date)."""
+        """Apply every Alembic migration not applied yet (no-op when up to date).
+
+        A schema from a newer version of genre-tagger is refused before anything is written.
+        """
         config = Config()
         config.set_main_option("script_location", str(migrations_dir()))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self.writer_lock(), self.engine.begin() as connection:  # two first starts must not race
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        scripts = ScriptDirectory.from_config(config)
+        with database_errors(self.url):
+            with self.engine.connect() as connection:
+                if self._revisions(connection, scripts) == set(scripts.get_heads()):
+                    return
+            with self.writer_lock(), self.engine.begin() as connection:  # two first starts must not race
+                self._revisions(connection, scripts)  # again: the other start may have upgraded meanwhile
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+
+    def _revisions(self, connection: Connection, scripts: ScriptDirectory) -> set[str]:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+        unknown = sorted(current - {script.revision for script in scripts.walk_revisions()})
+        if unknown:
+            raise DatabaseError(
+                f"database {self.name}: its schema (revision {', '.join(unknown)}) is from a newer genre-tagger; "
+                "upgrade genre-tagger to use it"
+            )
+        return current
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on any error."""
-        with self._sessions() as session, session.begin():
+        with database_errors(self.url), self._sessions() as session, session.begin():
             yield session
 
     @contextmanager
@@ -74,8 +172,38 @@ class Database:
         """Serialise "read tags, decide, record, write file" across processes (a scan beside the daemon).
 
         Classification stays parallel; only the short store-and-tag step takes this lock, so two
-        processes never write the same file from the same stale reading.
+        processes never write the same file from the same stale reading. It is the database's own lock
+        where there is one (PostgreSQL advisory lock, MariaDB/MySQL named lock), so processes of different
+        users, on different machines, exclude each other; for SQLite a file lock beside the database file.
         """
+        with database_errors(self.url):
+            dialect = self.engine.dialect.name
+            if dialect == "postgresql":
+                key = {"key": _PG_LOCK_KEY}  # pg_advisory_lock waits for ever and returns nothing
+                with self._server_lock("SELECT 1 FROM pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", key):
+                    yield
+            elif dialect in ("mysql", "mariadb"):
+                name = {"name": f"genre-tagger writer {self.engine.url.database}"}  # names are server-wide
+                # MariaDB takes a negative timeout as 0, not as "wait for ever": a year is for ever here.
+                with self._server_lock("SELECT GET_LOCK(:name, 31536000)", "SELECT RELEASE_LOCK(:name)", name):
+                    yield
+            else:
+                with self._file_lock():
+                    yield
+
+    @contextmanager
+    def _server_lock(self, acquire: str, release: str, parameters: dict[str, Any]) -> Iterator[None]:
+        # Held by one pooled connection for the block; a session-level lock outlives its transactions.
+        with self.engine.connect() as connection:
+            if connection.execute(text(acquire), parameters).scalar() != 1:  # GET_LOCK: 0 timed out, NULL failed
+                raise DatabaseError(f"database {self.name}: could not take the writer lock")
+            try:
+                yield
+            finally:
+                connection.execute(text(release), parameters)
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._lock_path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -87,7 +215,7 @@ class Database:
     @property
     def _lock_path(self) -> Path:
         if self.url.startswith("sqlite:///") and ":memory:" not in self.url:
-            return Path(self.url.removeprefix("sqlite:///") + ".lock")
+            return Path(self.url.removeprefix("sqlite:///").split("?")[0] + ".lock")
         digest = hashlib.sha1(self.url.encode()).hexdigest()[:16]
         return Path(user_data_dir("genre-tagger")) / f"writer-{digest}.lock"
 

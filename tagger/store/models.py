@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -61,8 +61,8 @@ class Track(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(FilePath, unique=True)
     root: Mapped[str | None] = mapped_column(FilePath)
-    size: Mapped[int | None] = mapped_column(Integer)
-    mtime: Mapped[float | None] = mapped_column(Float)
+    size: Mapped[int | None] = mapped_column(BigInteger)  # files of 2 GiB and more exist
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)  # st_mtime_ns: exact on every engine (a FLOAT is not)
     fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
     duration: Mapped[float | None] = mapped_column(Float)
     format: Mapped[str | None] = mapped_column(String(16))

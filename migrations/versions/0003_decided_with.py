@@ -3,8 +3,8 @@
 A scan whose options differ re-decides such a track from its stored result instead of skipping it
 (no decoding). Rows from before this revision have NULL: unknown, so re-decided once.
 
-Revision ID: 0002_decided_with
-Revises: 0001
+Revision ID: 0003_decided_with
+Revises: 0002_db
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_decided_with"
-down_revision = "0001"
+revision = "0003_decided_with"
+down_revision = "0002_db"
 branch_labels = None
 depends_on = None
 
