@@ -146,10 +146,22 @@ class Database:
             with self.engine.connect() as connection:
                 if self._revisions(connection, scripts) == set(scripts.get_heads()):
                     return
-            with self.writer_lock(), self.engine.begin() as connection:  # two first starts must not race
-                self._revisions(connection, scripts)  # again: the other start may have upgraded meanwhile
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+            with self.writer_lock(), self.engine.connect() as connection:  # two first starts must not race
+                sqlite = connection.dialect.name == "sqlite"
+                if sqlite:
+                    # Batch migrations recreate a table; with foreign keys on, dropping the old `tracks`
+                    # would cascade into every result and tag write. The pragma only works outside a transaction.
+                    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                    connection.commit()
+                try:
+                    with connection.begin():
+                        self._revisions(connection, scripts)  # again: the other start may have upgraded meanwhile
+                        config.attributes["connection"] = connection
+                        command.upgrade(config, "head")
+                finally:
+                    if sqlite:
+                        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                        connection.commit()
 
     def _revisions(self, connection: Connection, scripts: ScriptDirectory) -> set[str]:
         current = set(MigrationContext.configure(connection).get_current_heads())
