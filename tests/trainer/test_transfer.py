@@ -233,3 +233,23 @@ def test_folds_thresholds_and_vocabulary_evidence_on_synthetic_outputs() -> None
     assert set(thresholds.genres) == set(config.msd_tags) | set(config.vocabulary_gtzan)
     evidence = vocabulary_evidence(prepared, config, [fold], thresholds)
     assert evidence["gtzan"]["clips"] == len(test) and 0 <= evidence["genres"]["right_rate"] <= 1
+
+
+def test_the_shipped_form_is_float16_weights_at_parity(tiny: dict[str, Any], tmp_path: Path) -> None:
+    import dataclasses
+
+    from trainer.transfer import TransferConfig, convert_int8
+
+    config = TransferConfig()
+    assert config.quantization == "float16-weights"
+    path = tmp_path / "tiny16.tflite"
+    names = convert_int8(tiny["model"], tiny["windows"], path, config)
+    assert names == tiny["outputs"]  # the card's output names do not depend on the form
+    card = dataclasses.replace(load_card(tiny["card_path"]), model_file=path)
+    windows = tiny["windows"][:8]
+    prediction = Classifier(card).predict(windows)
+    expected = {k: np.asarray(v) for k, v in tiny["model"](windows, training=False).items()}
+    for name in ("gtzan", "msd", "genres"):
+        np.testing.assert_allclose(prediction.probabilities[name], expected[name], atol=0.03)  # a random tiny net
+    with pytest.raises(ValueError, match="quantization"):
+        convert_int8(tiny["model"], tiny["windows"], path, dataclasses.replace(config, quantization="int4"))
