@@ -46,6 +46,10 @@ TRACK_SECONDS = 240.0
 GENRES = ("techno", "organ", "breaks", "chimes", "drone")
 FALLBACK_MODEL = REPO / "tests" / "fixtures" / "models" / "tiny.json"
 WINDOW_SETTINGS: tuple[int | None, ...] = (None, 16, 8, 4)  # None: every window (up to the pipeline's cap)
+# The musicnn file shipped before the im2col rebuild (issue 14), timed beside the card's file in one run.
+BASELINE_MODELS: dict[str, Path] = {"musicnn": REPO / "bench" / "baseline" / "musicnn-1-conv-int8-selective.tflite"}
+MODEL_SPEEDUP_MIN = 4.0
+MODEL_WINDOWS = 32  # windows per timed predict (batches of 8, as the tagger)
 SAMPLE_INTERVAL = 0.05  # seconds between /proc memory samples
 OTHERS_IDLE_MAX = 0.25  # cores other processes may use during a wall-time figure before it is called unfair
 
@@ -723,6 +727,32 @@ def _keras_checkpoint(bench: Bench) -> str | Unavailable:
         return Unavailable(f"no musicnn checkpoint here ({error})")
 
 
+def bench_model(bench: Bench, corpus: Corpus) -> None:
+    """Model milliseconds per window, 1 thread: the card's file and, for musicnn, the file it replaced."""
+    data = _child(bench, "model", corpus.tracks[:1])
+    bench.raw["model"] = data
+    for name, figures in data["files"].items():
+        bench.add(
+            Row(
+                f"model ms per window, 1 thread: {name}",
+                f"{figures['cpu_ms']:.1f} ms",
+                note=f"CPU time, best of {figures['repeats']} predicts of {data['windows']} windows (batches of 8); "
+                f"wall {figures['wall_ms']:.1f} ms; {figures['bytes'] / 1e6:.1f} MB; {data['runtime']}",
+            )
+        )
+    if "baseline" in data["files"]:
+        speedup = data["files"]["baseline"]["cpu_ms"] / data["files"]["shipped"]["cpu_ms"]
+        bench.add(
+            Row(
+                "model speed-up over the previous file (ms per window, 1 thread)",
+                f"{speedup:.1f}x",
+                f">= {MODEL_SPEEDUP_MIN:g}x",
+                speedup >= MODEL_SPEEDUP_MIN,
+                note=f"previous: {data['baseline_file']}",
+            )
+        )
+
+
 def bench_windows(bench: Bench, corpus: Corpus) -> Table:
     data = _child(bench, "windows", corpus.tracks)
     bench.raw["windows"] = data
@@ -898,10 +928,55 @@ def child_windows(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
     return {"settings": settings}
 
 
+def child_model(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
+    """The card's model file and its baseline (if any) on the same real windows, alternately, 1 thread."""
+    import dataclasses
+
+    from tagger.model import Classifier, load_card
+    from tagger.pipeline import analyse_track
+
+    card = load_card(model)
+    windows: list[np.ndarray] = []
+
+    class Keep(Classifier):  # the pipeline's own windows of a real track
+        def predict(self, batch: np.ndarray) -> Any:
+            windows.append(batch)
+            return super().predict(batch)
+
+    analyse_track(files[0], Keep(card, threads=1), MODEL_WINDOWS)
+    batch = np.concatenate(windows)
+    baseline = BASELINE_MODELS.get(card.name)
+    cards = {"shipped": card}
+    if baseline is not None and baseline.exists():
+        cards["baseline"] = dataclasses.replace(card, model_file=baseline)
+    classifiers = {name: Classifier(c, threads=1) for name, c in cards.items()}
+    for classifier in classifiers.values():
+        classifier.predict(batch[:8])  # warm-up: allocation, weight packing
+    best = {name: (float("inf"), float("inf")) for name in classifiers}
+    repeats = max(3, repeat)
+    for _ in range(repeats):
+        for name, classifier in classifiers.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            classifier.predict(batch)
+            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+            best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+    return {
+        "windows": len(batch),
+        "runtime": next(iter(classifiers.values())).runtime,
+        "baseline_file": str(baseline.relative_to(REPO)) if "baseline" in cards and baseline else None,
+        "files": {
+            name: {"cpu_ms": 1000 * cpu / len(batch), "wall_ms": 1000 * wall / len(batch), "repeats": repeats,
+                   "bytes": cards[name].model_file.stat().st_size}
+            for name, (cpu, wall) in best.items()
+        },
+    }  # fmt: skip
+
+
 CHILDREN: dict[str, Callable[[str, int, list[Path]], dict[str, Any]]] = {
     "naive": child_naive,
     "keras": child_keras,
     "windows": child_windows,
+    "model": child_model,
 }
 
 
@@ -971,6 +1046,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_daemon(bench, corpus)
         bench_rescan(bench, corpus)
         bench_naive(bench, corpus, scans)
+        bench_model(bench, corpus)
         windows = bench_windows(bench, corpus)
     load_end = os.getloadavg()
     report(bench, corpus, windows, load_start, load_end)

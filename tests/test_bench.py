@@ -73,3 +73,19 @@ def test_windows_child_times_each_window_policy(
     windows = [s["windows"] for s in settings]
     assert windows == sorted(windows, reverse=True) and windows[-1] <= 4
     assert all(s["cpu"] >= s["decode"] + s["model"] >= 0 for s in settings)
+
+
+def test_model_child_times_the_card_file(bench: ModuleType, capsys: pytest.CaptureFixture[str], track: Path) -> None:
+    data = run_child(bench, capsys, "model", str(TINY_CARD), "1", str(track))
+    files = data["files"]
+    assert isinstance(files, dict) and set(files) == {"shipped"}  # the tiny card has no previous file
+    assert 0 < data["windows"] <= bench.MODEL_WINDOWS  # type: ignore[operator]
+    assert files["shipped"]["cpu_ms"] > 0 and files["shipped"]["repeats"] == 3
+
+
+def test_the_previous_musicnn_file_is_kept_for_the_comparison(bench: ModuleType) -> None:
+    from tagger.model import MODELS_DIR
+
+    previous = bench.BASELINE_MODELS["musicnn"]
+    assert previous.is_file() and previous.read_bytes()[4:8] == b"TFL3"  # a TFLite flatbuffer
+    assert previous.read_bytes() != (MODELS_DIR / "musicnn.tflite").read_bytes()

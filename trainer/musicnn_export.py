@@ -110,7 +110,7 @@ def build_export_model(
 ) -> Any:
     """One Keras model: ``logmel`` -> gtzan, msd, [genres,] taggram, embedding (see the module docstring).
 
-    ``backbone`` is :func:`~trainer.networks.musicnn.integer_friendly` of the loaded port (its
+    ``backbone`` is :func:`~trainer.networks.musicnn.fast_layout` of the loaded port (its
     ``logits`` layer gives the MSD tags' logits from the embedding).
     """
     keras, take_columns, logit_margin = _layers()
@@ -154,6 +154,19 @@ def build_export_model(
         gtzan_part = logit_margin(columns, spec.gtzan_thresholds, name="genres_gtzan")(gtzan)
         outputs["genres"] = layers.Concatenate(axis=-1, name="genres")([msd_part, gtzan_part])
     return keras.Model(inputs=backbone.input, outputs=outputs, name="musicnn_transfer")
+
+
+def float16_weights(model: Any) -> bytes:
+    """TFLite of ``model`` with its weights stored as float16 (float32 arithmetic; half the file's size)."""
+    import tensorflow as tf
+
+    from trainer.convert import _quiet
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    with _quiet():
+        return bytes(converter.convert())
 
 
 def convert_float(model: Any, path: Path) -> dict[str, str]:

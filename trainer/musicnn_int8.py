@@ -14,7 +14,10 @@ Measured on GTZAN windows (relative error of the 200-d embedding, int8 vs float)
 * int8 for the two *timbral* blocks only (conv, batch norm, frequency max-pool: ~85% of the
   network's 1.3 G multiply-adds), the rest in float32: ~4% (equalising those blocks' channel ranges,
   tried, gains a few tenths of a point; int8 for timbral_74 alone still gives ~3.5%: the mid-end's
-  high-gain means amplify any front-end rounding). That is what :func:`selective_int8` builds.
+  high-gain means amplify any front-end rounding). That is what :func:`selective_int8` builds, on
+  :func:`~trainer.networks.musicnn.fast_layout` (im2col + one matrix multiply per timbral block, batch norm
+  after the pool, in float): an int8 convolution over musicnn's single input channel is slower than float,
+  the same multiply-adds as one int8 matrix multiply are not.
 
 The converter still leaves an int8 quantize/dequantize round trip on a few fixed-range float outputs (the
 gtzan softmax, the ``genres`` sigmoids): they are rounded to steps of 1/256, well below the front-end's error.
@@ -32,9 +35,12 @@ from typing import Any
 import numpy as np
 
 TIMBRAL = ("timbral_74", "timbral_77")
-# Keras layers computed in int8: the input's batch norm and the timbral blocks up to their frequency max-pool.
+# Keras layers of :func:`~trainer.networks.musicnn.fast_layout` computed in int8: the timbral blocks' im2col
+# (padding, shifted slices), their matrix multiply and their frequency max-pool. Their batch norms follow the pool,
+# in float; the input batch norm is float too, so the input is rounded to int8 once, after it.
 INT8_LAYERS = frozenset(
-    {"expand", "input_bn", "timbral_pad"} | {f"{t}_{k}" for t in TIMBRAL for k in ("conv", "bn", "pool", "squeeze")}
+    {"timbral_pad", "timbral_time_shifts"}
+    | {f"{t}_{k}" for t in TIMBRAL for k in ("patches", "conv", "pool", "squeeze")}
 )
 
 

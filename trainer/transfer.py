@@ -106,6 +106,7 @@ class TransferConfig:
     folds: int = 5
     repeats: int = 3
     parity_repeats: int = 1  # CV repeats whose folds are also converted to int8 and scored through Classifier
+    quantization: str = "float16-weights"  # the shipped file's form: a key of QUANTIZATION_DETAIL
     calibration_windows: int = 256
     msd_tags: tuple[str, ...] = GENRE_TAGS  # the msd head's labels: the genre-like MSD tags
     vocabulary_gtzan: tuple[str, ...] = ("classical", "disco", "reggae")  # GTZAN genres MSD has no tag for
@@ -332,26 +333,47 @@ def clip_windows(prepared: Prepared, indices: Sequence[int], training: bool, off
 
 
 _BACKBONE: dict[str, Any] = {}
+_LAYOUT = (
+    "fast_layout (trainer/networks/musicnn.py): each timbral block as an im2col (strided slices) and one 1x1 "
+    "convolution (a matrix multiply over 266 / 469 values per output), every front-end block's ReLU and batch norm "
+    "after its frequency max-pool"
+)
+# The shipped file's forms (TransferConfig.quantization), as the card describes them.
+QUANTIZATION_DETAIL = {
+    "float16-weights": f"{_LAYOUT}; float32 arithmetic, weights stored as float16 (half the file; dequantized "
+    "once at load). The fastest form at parity on x86 without VNNI: int8 matrix multiplies gain ~1.3x there and "
+    "flip ~1-2% of out-of-domain tracks (see trainer/musicnn_int8.py)",
+    "int8-selective": f"{_LAYOUT}; int8 for the timbral im2col, matrix multiplies and max-pools (~85% of the "
+    "multiply-adds), float32 for every other op; float32 input and outputs. Full-integer int8 leaves the embedding "
+    "~30% off and flips ~10% of tracks: see trainer/musicnn_int8.py",
+}
 
 
 def friendly_backbone(download: bool = True) -> Any:
-    """The loaded port rearranged by :func:`integer_friendly` (built once per process)."""
+    """The loaded port rearranged by :func:`~trainer.networks.musicnn.fast_layout` (the exported layout; built
+    once per process)."""
     if "model" not in _BACKBONE:
-        from trainer.networks.musicnn import integer_friendly, load_pretrained
+        from trainer.networks.musicnn import fast_layout, load_pretrained
 
         port, _ = load_pretrained(download=download)
-        _BACKBONE["model"] = integer_friendly(port)
+        _BACKBONE["model"] = fast_layout(port)
     return _BACKBONE["model"]
 
 
 def convert_int8(model: Any, calibration: np.ndarray, path: Path, config: TransferConfig) -> dict[str, str]:
-    """The shipped int8 form (:func:`trainer.musicnn_int8.selective_int8`), calibrated on a seeded sample of
-    ``calibration`` windows (training windows only); returns the card's output tensor names."""
+    """The shipped form ``config.quantization`` of ``model``: float16 weights, or int8-selective
+    (:func:`trainer.musicnn_int8.selective_int8`, calibrated on a seeded sample of ``calibration`` windows, training
+    windows only); returns the card's output tensor names."""
     from trainer.convert import representative
+    from trainer.musicnn_export import float16_weights
     from trainer.musicnn_int8 import selective_int8, write
 
-    samples = representative(calibration, count=config.calibration_windows, seed=config.seed)
-    return write(selective_int8(model, samples), path)
+    if config.quantization == "float16-weights":
+        return write(float16_weights(model), path)
+    if config.quantization == "int8-selective":
+        samples = representative(calibration, count=config.calibration_windows, seed=config.seed)
+        return write(selective_int8(model, samples), path)
+    raise ValueError(f"quantization {config.quantization!r}: one of {sorted(QUANTIZATION_DETAIL)}")
 
 
 def heads_for_card(
@@ -949,16 +971,14 @@ def _card(
             "embedding_output": shipped.outputs["embedding"],
             "taggram_output": shipped.outputs["taggram"],
             "max_windows": config.max_windows,
-            "quantization": "int8-selective",
-            "quantization_detail": "int8 for the input batch norm and the two timbral blocks (conv, batch norm, "
-            "frequency max-pool: ~85% of the multiply-adds), float32 for every other op; float32 input and outputs. "
-            "Full-integer int8 leaves the embedding ~30% off and flips ~10% of tracks: see trainer/musicnn_int8.py",
+            "quantization": config.quantization,
+            "quantization_detail": QUANTIZATION_DETAIL[config.quantization],
             "float_model_file": f"{options.name}.float.tflite",
             "float_outputs": shipped.float_outputs,
             "configuration": config.name,
             "configuration_detail": config.to_dict(),
             "architecture": {
-                "backbone": "MSD_musicnn (Pons & Serra 2019), frozen, Keras port rearranged by integer_friendly (equal "
+                "backbone": "MSD_musicnn (Pons & Serra 2019), frozen, Keras port rearranged by fast_layout (equal "
                 "in float); 187x96 log10(1+10000 mel) windows at 16 kHz (3 s)",
                 "head": f"standardise + multinomial logistic regression on {shipped.selection.feature_set} "
                 f"(C={shipped.selection.c:g}, class-balanced), folded into Dense layers; softmax output 'gtzan'",

@@ -24,7 +24,7 @@ from trainer.datasets import Clip, Dataset  # noqa: E402
 from trainer.linear_head import WindowTable, fit_head, select, track_probabilities  # noqa: E402
 from trainer.musicnn_export import VocabularySpec, build_export_model, margin_scores  # noqa: E402
 from trainer.musicnn_int8 import INT8_LAYERS, float_nodes, selective_int8, write  # noqa: E402
-from trainer.networks.musicnn import MUSICNN_FEATURES, build_musicnn, integer_friendly  # noqa: E402
+from trainer.networks.musicnn import MUSICNN_FEATURES, build_musicnn, fast_layout  # noqa: E402
 from trainer.pretrained import MSD_LABELS  # noqa: E402
 from trainer.tag_thresholds import best_f1_threshold, cross_validated_f1  # noqa: E402
 from trainer.transfer import (  # noqa: E402
@@ -43,12 +43,13 @@ SPEC = VocabularySpec(MSD_TAGS, tuple(0.3 for _ in MSD_TAGS), ("classical", "dis
 
 
 def _randomise_batch_norms(model: Any, rng: np.random.Generator) -> None:
-    """Non-trivial inference statistics, so the folding and rescaling paths are exercised."""
+    """Non-trivial inference statistics, so the folding and rescaling paths are exercised (negative gains too, as
+    musicnn's own: a max-pool then turns into a min)."""
     for layer in model.layers:
         if type(layer).__name__ == "BatchNormalization":
             gamma, beta, mean, variance = (np.asarray(w) for w in layer.get_weights())
             layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                rng.uniform(0.5, 1.5, gamma.shape) * rng.choice([-1, 1], gamma.shape), rng.normal(0, 0.1, beta.shape),
                 rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 2.0, variance.shape),
             ])  # fmt: skip
 
@@ -60,7 +61,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     port = build_musicnn(frontend_factor=0.1, midend_filters=8, backend_units=16)
     _randomise_batch_norms(port, rng)
-    friendly = integer_friendly(port)
+    friendly = fast_layout(port)
     windows = np.abs(rng.normal(1.0, 1.0, size=(30, 187, 96))).astype(np.float32)
     outputs = port(windows, training=False)
     embedding, taggram = np.asarray(outputs["embedding"]), np.asarray(outputs["taggram"])
@@ -111,10 +112,10 @@ def test_only_the_timbral_front_end_is_int8(tiny: dict[str, Any]) -> None:
                 computed_in_int8 |= {p.split("/")[1].removesuffix("_1") for p in details[i]["name"].split(";")
                                      if "/" in p}  # fmt: skip
     assert computed_in_int8 <= INT8_LAYERS
-    assert {"timbral_74_conv", "timbral_77_conv", "timbral_74_bn"} <= computed_in_int8
+    assert {"timbral_74_conv", "timbral_77_conv", "timbral_74_pool"} <= computed_in_int8
     assert interpreter.get_input_details()[0]["dtype"] == np.float32
     assert all(detail["dtype"] == np.float32 for detail in interpreter.get_output_details())
-    names = ["m_1/midend_1_conv_timbral_74_1/Conv;m_1/timbral_74_bn_1/x", "m_1/timbral_74_bn_1/x", "Identity:0"]
+    names = ["m_1/timbral_74_bn_1/Mul;m_1/timbral_74_pool_1/x", "m_1/timbral_74_conv_1/x", "Identity:0"]
     assert float_nodes(names) == [names[0], names[2]]
 
 
@@ -232,3 +233,23 @@ def test_folds_thresholds_and_vocabulary_evidence_on_synthetic_outputs() -> None
     assert set(thresholds.genres) == set(config.msd_tags) | set(config.vocabulary_gtzan)
     evidence = vocabulary_evidence(prepared, config, [fold], thresholds)
     assert evidence["gtzan"]["clips"] == len(test) and 0 <= evidence["genres"]["right_rate"] <= 1
+
+
+def test_the_shipped_form_is_float16_weights_at_parity(tiny: dict[str, Any], tmp_path: Path) -> None:
+    import dataclasses
+
+    from trainer.transfer import TransferConfig, convert_int8
+
+    config = TransferConfig()
+    assert config.quantization == "float16-weights"
+    path = tmp_path / "tiny16.tflite"
+    names = convert_int8(tiny["model"], tiny["windows"], path, config)
+    assert names == tiny["outputs"]  # the card's output names do not depend on the form
+    card = dataclasses.replace(load_card(tiny["card_path"]), model_file=path)
+    windows = tiny["windows"][:8]
+    prediction = Classifier(card).predict(windows)
+    expected = {k: np.asarray(v) for k, v in tiny["model"](windows, training=False).items()}
+    for name in ("gtzan", "msd", "genres"):
+        np.testing.assert_allclose(prediction.probabilities[name], expected[name], atol=0.03)  # a random tiny net
+    with pytest.raises(ValueError, match="quantization"):
+        convert_int8(tiny["model"], tiny["windows"], path, dataclasses.replace(config, quantization="int4"))
