@@ -24,6 +24,7 @@ class TrackGenres:
     ranked: tuple[GenreScore, ...]  # top-k, most confident first
     chosen: tuple[str, ...]  # genre texts to write (empty: nothing passed its threshold)
     confident: bool  # False: recorded, but below the minimum confidence
+    abstained: bool = False  # the head's abstain rule: too uncertain to write anything; ``ranked`` are the candidates
 
     @property
     def top(self) -> GenreScore:
@@ -35,7 +36,9 @@ def aggregate(window_probabilities: np.ndarray, head: Head, top_k: int = 1, min_
 
     Multiclass: the track genre is the argmax of the mean; up to ``top_k`` genres are chosen,
     each needing ``min_confidence``. Multilabel: every label whose mean passes its own threshold
-    (and ``min_confidence``), most probable first, at most ``top_k``.
+    (and ``min_confidence``), most probable first, at most ``top_k``. A head with ``abstain_below``
+    writes nothing when its top score is below it: the track is recorded as uncertain, with its
+    ranked candidates, rather than given a likely-wrong genre.
     """
     if window_probabilities.ndim != 2 or len(window_probabilities) == 0:
         raise ValueError("need a (windows, labels) array with at least one window")
@@ -48,7 +51,9 @@ def aggregate(window_probabilities: np.ndarray, head: Head, top_k: int = 1, min_
         passing = [
             score for score in scores if score.confidence >= max(head.thresholds.get(score.label, 0.5), min_confidence)
         ][:k]
+        if head.abstain_below is not None and scores[0].confidence < head.abstain_below:
+            return TrackGenres(head.name, ranked, (), confident=False, abstained=True)
         chosen = tuple(score.genre for score in passing)
-        return TrackGenres(head.name, ranked, chosen, confident=bool(chosen))
+        return TrackGenres(head.name, ranked, chosen, confident=bool(chosen), abstained=not chosen)
     chosen = tuple(score.genre for score in ranked if score.confidence >= min_confidence)
     return TrackGenres(head.name, ranked, chosen, confident=ranked[0].confidence >= min_confidence)

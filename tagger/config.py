@@ -5,7 +5,7 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     roots = ["/srv/music"]
     db = "sqlite:////var/lib/genre-tagger/tagger.db"
     model = "musicnn"            # a shipped model's name, or a path to its .json card
-    vocabulary = "gtzan"         # a head of the model (see `tagger classify --json`)
+    vocabulary = "genres"        # a head of the model (see `tagger classify --json`)
     policy = "keep"              # keep | overwrite | merge
     min_confidence = 0.3
     top_k = 1

@@ -292,7 +292,7 @@ class Library:
             track = session.scalar(select(Track).where(Track.path == str(analysis.path)))
             plan.ours = track is not None and self._is_ours(session, track, plan.existing)
         if not plan.genres.confident and not self.options.tag_low_confidence:
-            report.outcome, report.reason = Outcome.LOW_CONFIDENCE, f"confidence {plan.genres.top.confidence:.2f}"
+            report.outcome, report.reason = Outcome.LOW_CONFIDENCE, _low_confidence_reason(plan.genres)
             return self._store(plan, report)
         target = decide(plan.owners, list(plan.genres.chosen), self.options.policy, plan.ours)
         if target is not None:
@@ -452,3 +452,10 @@ def _embedding_bytes(embedding: np.ndarray | None) -> bytes | None:
 
 def embedding_from_bytes(data: bytes | None) -> np.ndarray | None:
     return None if data is None else np.frombuffer(data, dtype=np.float16).astype(np.float32)
+
+
+def _low_confidence_reason(genres: TrackGenres) -> str:
+    """Why nothing was written: an abstaining head lists its ranked candidates ("uncertain: Rock 0.62, Pop 0.55")."""
+    if genres.abstained:
+        return "uncertain: " + ", ".join(f"{s.genre} {s.confidence:.2f}" for s in genres.ranked)
+    return f"confidence {genres.top.confidence:.2f}"

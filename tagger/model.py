@@ -27,6 +27,10 @@ DEFAULT_MODEL = "musicnn" if (MODELS_DIR / "musicnn.json").exists() else "paper"
 CARD_SCHEMA_VERSION = 1
 
 HeadTask = Literal["multiclass", "multilabel"]
+# "output": the graph computes the head (one output tensor). "linear": a logistic layer the tagger computes
+# in numpy over named outputs the graph already has (``embedding``, ``taggram``), so a new head ships in the
+# card alone and the model file stays as it is.
+HeadKind = Literal["output", "linear"]
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,27 @@ class Head:
     output: str = ""  # TFLite output tensor name; "" = the only output
     thresholds: dict[str, float] = field(default_factory=dict)  # multilabel: per-label cut-offs
     tag_names: dict[str, str] = field(default_factory=dict)  # label -> genre text written to files
+    kind: HeadKind = "output"
+    inputs: tuple[str, ...] = ()  # linear: the card outputs concatenated as its input, in order
+    weights: np.ndarray | None = field(default=None, compare=False)  # linear: (input features, labels)
+    bias: np.ndarray | None = field(default=None, compare=False)  # linear: (labels,)
+    abstain_below: float | None = None  # nothing is written when the top score is below this
 
     def genre_name(self, label: str) -> str:
         return self.tag_names.get(label, label)
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> Head:
+        kind = data.get("kind", "output")
+        weights = bias = None
+        if kind == "linear":
+            weights = np.asarray(data["weights"], dtype=np.float32)
+            bias = np.asarray(data["bias"], dtype=np.float32)
+            if weights.ndim != 2 or weights.shape[1] != len(data["labels"]) or bias.shape != (len(data["labels"]),):
+                raise TypeError(f"head {name!r}: weights {weights.shape} / bias {bias.shape} do not fit its labels")
+        elif kind != "output":
+            raise TypeError(f"head {name!r}: unknown kind {kind!r}")
+        abstain = data.get("abstain_below")
         return cls(
             name=name,
             labels=tuple(data["labels"]),
@@ -52,6 +71,11 @@ class Head:
             output=data.get("output", ""),
             thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
             tag_names=dict(data.get("tag_names", {})),
+            kind=kind,
+            inputs=tuple(data.get("inputs", ())),
+            weights=weights,
+            bias=bias,
+            abstain_below=None if abstain is None else float(abstain),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,7 +84,19 @@ class Head:
             data["thresholds"] = self.thresholds
         if self.tag_names:
             data["tag_names"] = self.tag_names
+        if self.kind == "linear":
+            assert self.weights is not None and self.bias is not None
+            data |= {"kind": "linear", "inputs": list(self.inputs), "weights": self.weights.tolist()}
+            data["bias"] = self.bias.tolist()
+        if self.abstain_below is not None:
+            data["abstain_below"] = self.abstain_below
         return data
+
+    def linear_probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """A linear head's per-row sigmoid scores over its concatenated ``inputs`` ``(rows, features)``."""
+        assert self.weights is not None and self.bias is not None
+        logits = inputs.astype(np.float32) @ self.weights + self.bias
+        return (1.0 / (1.0 + np.exp(-np.clip(logits, -40.0, 40.0)))).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -81,6 +117,13 @@ class ModelCard:
     @property
     def model_id(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def output_name(self, name: str) -> str:
+        """The graph output behind a linear head's input name (``embedding`` -> the card's ``embedding_output``)."""
+        value = self.raw.get(f"{name}_output") or (self.embedding_output if name == "embedding" else None)
+        if not value:
+            raise ModelError(f"model card {self.name!r} names no {name!r} output")
+        return str(value)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:
@@ -107,6 +150,11 @@ class ModelCard:
             raise ModelError(f"model card {path} is missing or has a bad field: {error}") from error
         if card.default_head not in card.heads:
             raise ModelError(f"model card {path}: default_head {card.default_head!r} is not among its heads")
+        for head in card.heads.values():
+            if head.kind == "linear":
+                names = [card.output_name(name) for name in head.inputs]
+                if not names:
+                    raise ModelError(f"model card {path}: linear head {head.name!r} has no inputs")
         return card
 
 
@@ -207,8 +255,16 @@ class Classifier:
             except (ValueError, RuntimeError) as error:  # what the runtimes raise for a bad or truncated file
                 raise ModelError(f"cannot load model file {card.model_file}: {error}") from error
         outputs = {d["name"]: d for d in self._interpreter.get_output_details()}
-        self._output_index = {name: self._find_output(outputs, head.output) for name, head in card.heads.items()}
+        self._output_index = {
+            name: self._find_output(outputs, head.output) for name, head in card.heads.items() if head.kind == "output"
+        }
         self._embedding_index = self._find_output(outputs, card.embedding_output) if card.embedding_output else None
+        # Linear heads: the graph outputs they read, each read once per batch whatever the number of heads.
+        self._linear_inputs = {
+            name: [self._find_output(outputs, card.output_name(i)) for i in head.inputs]
+            for name, head in card.heads.items()
+            if head.kind == "linear"
+        }
 
     def _resize(self, batch: int) -> None:
         shape = list(self._input["shape"])
@@ -245,7 +301,7 @@ class Classifier:
         """Outputs for ``windows`` of shape ``(n, window_frames, n_mels)``."""
         if self.card.input_layout == "frames_mels_channel":
             windows = windows[..., None]
-        probabilities: dict[str, list[np.ndarray]] = {name: [] for name in self._output_index}
+        probabilities: dict[str, list[np.ndarray]] = {name: [] for name in self.card.heads}
         embeddings: list[np.ndarray] = []
         for begin in range(0, len(windows), self.batch_size):
             batch = windows[begin : begin + self.batch_size]
@@ -258,6 +314,13 @@ class Classifier:
             self._interpreter.invoke()
             for name, index in self._output_index.items():
                 probabilities[name].append(self._read(index)[:count])
+            read: dict[int, np.ndarray] = {}
+            for name, indices in self._linear_inputs.items():
+                for index in indices:
+                    if index not in read:
+                        read[index] = self._read(index)[:count]
+                inputs = np.concatenate([read[index] for index in indices], axis=1)
+                probabilities[name].append(self.card.heads[name].linear_probabilities(inputs))
             if self._embedding_index is not None:
                 embeddings.append(self._read(self._embedding_index)[:count])
         return Prediction(

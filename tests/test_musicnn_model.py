@@ -38,7 +38,12 @@ def test_musicnn_is_the_default_and_its_card_is_complete() -> None:
         assert all(0.0 < t < 1.0 for t in head.thresholds.values())
         assert set(head.tag_names) == set(head.labels)
     assert card.heads["msd"].genre_name("rnb") == "R&B" and card.heads["msd"].genre_name("Hip-Hop") == "Hip-Hop"
-    assert {"classical", "disco", "reggae"} <= set(card.heads["genres"].labels)
+    genres = card.heads["genres"]  # the default: linear over the graph's embedding + taggram, computed in numpy
+    assert card.default_head == "genres" and genres.kind == "linear" and genres.inputs == ("embedding", "taggram")
+    assert {"Electronic", "Folk", "Punk", "R&B", "Latin", "Hip-Hop", "Metal", "Classical"} <= set(genres.labels)
+    assert genres.weights is not None and genres.weights.shape == (250, len(genres.labels))
+    assert genres.abstain_below is not None and 0.5 <= genres.abstain_below < 1.0
+    assert card.raw["metrics"]["genres"]["protocol"].startswith("artist-grouped")
     assert "ISC" in card.raw["licence"]
 
 

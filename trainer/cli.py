@@ -130,6 +130,10 @@ from trainer.transfer_cli import transfer  # noqa: E402 - the musicnn-transfer c
 
 app.command("transfer")(transfer)
 
+from trainer.genres_cli import genres  # noqa: E402 - the genres head (trainer/genres_run.py)
+
+app.command("genres")(genres)
+
 
 def main() -> None:
     app()
