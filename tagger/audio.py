@@ -55,9 +55,11 @@ def probe(path: str | Path) -> AudioInfo:
     """Open ``path`` with the first decoder that understands it; raise :class:`DecodeError` if none does."""
     path = Path(path)
     try:
-        regular_stat(path)  # libsndfile and ffmpeg would block on a FIFO
+        size = regular_stat(path).st_size  # libsndfile and ffmpeg would block on a FIFO
     except FileError as error:
         raise DecodeError(path, error.reason) from error
+    if size == 0:  # said plainly: the decoders' own words for it are "not a regular file" and "invalid argument"
+        raise DecodeError(path, "not an audio file (empty file)")
     try:
         with soundfile.SoundFile(os.fsencode(path)) as f:
             if f.frames > 0 and f.samplerate > 0:

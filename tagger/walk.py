@@ -96,6 +96,10 @@ def iter_audio_files(
                 if not is_candidate(name):
                     continue
                 path = os.path.join(folder, name)
-                if os.path.islink(path) and not follow_symlinks and not is_under(os.path.realpath(path), real_roots):
-                    continue
+                if os.path.islink(path):
+                    inside = is_under(os.path.realpath(path), real_roots)
+                    # A link to a file inside the roots: that file is scanned under its own name, once;
+                    # tagging it twice would record our own genre as the owner's under the second name.
+                    if inside or not follow_symlinks:
+                        continue
                 yield root, Path(path)

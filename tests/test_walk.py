@@ -218,3 +218,19 @@ def test_a_track_recorded_under_an_old_spelling_is_taken_over_not_duplicated(
     with database.session() as session:
         assert session.scalars(select(Track.path)).all() == [str(path.resolve())]
         assert len(session.scalars(select(Result)).all()) == 1  # not classified again
+
+
+def test_a_link_to_a_file_inside_the_roots_is_scanned_once_under_its_own_name(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    root = tmp_path / "lib"
+    real = make_track(root / "b" / "song.flac", seconds=2.0)
+    (root / "a").mkdir()
+    (root / "a" / "alias.flac").symlink_to(real)  # walked first: "a" sorts before "b"
+    with Scanner(Library(database, tiny_card), isolate=False) as scanner:
+        reports = {r.path.name: r.outcome.value for r in scanner.scan([root])}
+    assert reports == {"song.flac": "tagged"}
+    with Scanner(Library(database, tiny_card), isolate=False) as scanner:
+        assert {r.path.name: r.outcome.value for r in scanner.scan([root])} == {"song.flac": "skipped"}
+    with database.session() as session:
+        assert [t.user_genres for t in session.scalars(select(Track))] in ([None], [[]])
