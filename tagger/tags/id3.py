@@ -53,7 +53,7 @@ from tagger.tags.base import GenreTags, repr_digest, text_of
 from tagger.tags.secondary import id3v2_end, riff_chunks, trailer_blocks
 
 UNKNOWN_FRAMES_KEY = "<unknown frames>"
-FRAMES_ON_DISK_KEY = "<ID3v2 frame count>"
+FRAMES_ON_DISK_KEY = "number of ID3v2 frames: duplicate or undecodable frames would be merged or lost"
 _ID3_CHUNKS = frozenset({b"id3 ", b"ID3 "})
 _NOT_KEPT_CHUNKS = _ID3_CHUNKS | {b"data", b"SSND"}  # the tag we write, and the audio (large, moved as is)
 _FLAG24_UNSYNCH = 0x0002
