@@ -12,11 +12,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mutagen.flac import FLAC
 from typer.testing import CliRunner
 
 from tagger.cli import app
+from tagger.learn import LabelFigures, Learned, LinearHead, save_vocabulary
 from tagger.library import Library, TagOptions
 from tagger.model import ModelCard
 from tagger.scan import Scanner, ScanSummary
@@ -197,3 +199,26 @@ def test_read_grouping_reads_album_album_artist_and_artist(clips: dict[tuple[str
     flac["ARTIST"] = ["", "Someone"]
     flac.save()
     assert read_grouping(path) == Grouping("Greatest Hits", "Various", "Someone")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("command", ["classify", "scan"])
+def test_a_vocabulary_learned_with_an_older_model_is_refused_naming_the_model_it_needs(
+    clips: dict[tuple[str, int], Path], tmp_path: Path, tiny_card: ModelCard, command: str
+) -> None:
+    db_path = tmp_path / "state" / "tagger.db"
+    head = LinearHead(np.zeros(8), np.ones(8), np.ones((1, 8)), np.zeros(1))
+    figures = [LabelFigures("drone", "Drone", 30, 5, 0.9, 0.8, 0.85, 0.05, 0.4)]
+    older = Learned("mine", "tiny@0", "genre", 20, 0.5, figures, tracks=30, folds=5, dims=8, head=head)
+    save_vocabulary(older, vocabularies_dir(f"sqlite:///{db_path}"))
+    track = tmp_path / "music" / "a.flac"
+    track.parent.mkdir()
+    shutil.copyfile(clips["drone", 0], track)
+    before = track.read_bytes()
+    target = str(track if command == "classify" else track.parent)
+    args = [command, target, "--db", str(db_path), "--model", str(TINY_CARD), "--vocabulary", "mine"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "learned on embeddings of tiny@0, and this model is tiny@1" in result.output
+    assert isinstance(result.exception, SystemExit)  # one line and exit 1, not a traceback
+    assert track.read_bytes() == before
