@@ -404,7 +404,6 @@ def _print_learned(learned: Learned, as_json: bool) -> None:
     for f in learned.labels:
         if f.note and not f.refused:
             stdout.print(f"{f.genre}: {f.note}", highlight=False)
-    stdout.print(table)
     refused = Table(title="refused")
     for column in ("genre", "tracks", "why"):
         refused.add_column(column, justify="right" if column == "tracks" else "left")
