@@ -330,7 +330,9 @@ def learn(
     min_tracks: Annotated[int, typer.Option(min=2, help="Labels on fewer tracks are left out")] = 20,
     f1_floor: Annotated[float, typer.Option(min=0.0, max=1.0, help="Labels with a lower CV F1 are left out")] = 0.5,
     tag_field: Annotated[str, typer.Option("--field", help="Tag field the labels come from")] = "genre",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the figures; save nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show per label what would be learned (figures, groups); save nothing")
+    ] = False,
     db: DbOption = None,
     model: ModelOption = None,
     config: ConfigOption = None,
@@ -361,7 +363,8 @@ def learn(
         why = (
             f"no scanned track with a genre tag has an embedding from {card.model_id}: `tagger scan` them first"
             if not learned.tracks
-            else "no label passed (tag more tracks, or lower --min-tracks/--f1-floor)"
+            else f"no label passed, grouped by {learned.grouping_text()} (tag more tracks, or lower "
+            "--min-tracks/--f1-floor)"
         )
         console.print(f"[red]nothing learned:[/] {why}", highlight=False)
         raise typer.Exit(1)
@@ -380,18 +383,29 @@ def _print_learned(learned: Learned, as_json: bool) -> None:
         return
     stdout.print(
         f"{learned.tracks} tagged tracks in {learned.folders} folders ({learned.model_id} embeddings), "
-        f"{learned.untagged} untagged; grouped {learned.folds}-fold cross-validation by folder",
+        f"{learned.untagged} untagged; grouped {learned.folds}-fold cross-validation over {learned.groups} groups: "
+        f"by {learned.grouping_text()}",
         highlight=False,
     )
     if learned.no_embedding:
         stdout.print(f"{learned.no_embedding} tagged tracks have no {learned.model_id} embedding: scan them first")
     table = Table(title=f"learned: {learned.name}")
-    for column in ("genre", "tracks", "folders", "precision", "recall", "F1", "± F1", "threshold"):
-        table.add_column(column, justify="left" if column == "genre" else "right")
+    for column in ("genre", "tracks", "groups", "P", "R", "F1 ± sd", "threshold"):
+        table.add_column(column, justify="left" if column in ("genre", "groups") else "right")
     for f in learned.learned:
-        figures = (f.precision, f.recall, f.f1, f.f1_spread, f.threshold)
-        table.add_row(f.genre, str(f.tracks), str(f.folders), *(f"{value:.2f}" for value in figures))
+        table.add_row(
+            f.genre,
+            str(f.tracks),
+            "optimistic" if f.optimistic else f"{f.groups} {f.grouping}",  # one group: see its note
+            f"{f.precision:.2f}",
+            f"{f.recall:.2f}",
+            f"{f.f1:.2f} ± {f.f1_spread:.2f}",
+            f"{f.threshold:.2f}",
+        )
     stdout.print(table)
+    for f in learned.labels:
+        if f.note and not f.refused:
+            stdout.print(f"{f.genre}: {f.note}", highlight=False)
     refused = Table(title="refused")
     for column in ("genre", "tracks", "why"):
         refused.add_column(column, justify="right" if column == "tracks" else "left")

@@ -15,16 +15,22 @@ Why this head:
   balancing the rare label's regression learns to say "no".
 * **Thresholds per label chosen on held-out folds**, because a balanced logistic output is
   not a calibrated probability and the best cut-off differs per label.
-* **Grouped cross-validation by folder (album).** Tracks of one album sound alike and share
-  a label; letting them straddle train and test would inflate every figure. The figures
+* **Grouped cross-validation by what the files say** (:func:`group_of`): album + album
+  artist tags, else the artist tag, else the folder. Tracks of one album (or artist) sound
+  alike and share a label; letting them straddle train and test would inflate every figure.
+  A flat folder of tagged downloads is grouped by its tags; a ``Jazz/`` folder holding every
+  Jazz track is grouped by the albums or artists inside it. The folder is only ever a group
+  key: the features are the stored embeddings alone. The figures
   reported are cross-fitted: each fold is scored with thresholds chosen on the other folds'
   held-out predictions: the weights that score a track never saw it, and its threshold was
   chosen on other tracks' held-out scores.
-  Folds also spread each label's folders (:func:`grouped_folds`), so no label loses all its
+  Folds also spread each label's groups (:func:`grouped_folds`), so no label loses all its
   training examples in one fold.
 
-Labels with too few tracks, in only one folder, or whose cross-validated F1 is under a floor
-are reported and left out: a head that guesses is worse than no tag.
+Labels with too few tracks, or whose cross-validated F1 is under a floor, are reported and left
+out: a head that guesses is worse than no tag. A label whose tracks all share one group (one
+album, one artist, one untagged folder) cannot be tested honestly; the owner asked for it, so it
+is still learned, its tracks split one by one, and its figure marked optimistic.
 """
 
 from __future__ import annotations
@@ -45,9 +51,11 @@ from mutagen._constants import GENRES
 from mutagen.id3 import TCON
 from sqlalchemy import func, select
 
+from tagger.errors import TaggerError
 from tagger.library import embedding_from_bytes
 from tagger.model import Head, ModelCard
 from tagger.store import Database, Result, Track, TrackStatus
+from tagger.tags.grouping import Grouping, read_grouping
 from tagger.walk import canonical_path, is_under
 
 CARD_KIND = "genre-tagger learned vocabulary"
@@ -164,6 +172,10 @@ class LabelFigures:
     f1_spread: float | None = None  # standard deviation of F1 over the folds that hold the label
     threshold: float | None = None
     refused: str = ""  # why it is left out; "" = learned
+    groups: int = 0  # CV groups its tracks fall in
+    grouping: str = ""  # what those groups are: "album", "artist", "folder" (best first, "+"-joined), "track"
+    optimistic: bool = False  # one group only: CV split its tracks one by one, so the figure flatters it
+    note: str = ""  # what the figure is about, for the owner
 
     @property
     def learned(self) -> bool:
@@ -221,6 +233,8 @@ class Learned:
     untagged: int = 0  # tracks with an embedding and no genre tag: what the head would tag
     no_embedding: int = 0  # tagged tracks without an embedding from this model (scan them with it)
     folders: int = 0
+    groups: int = 0
+    grouped_by: dict[str, int] = field(default_factory=dict)  # level -> tagged tracks grouped at it
     folds: int = 0
     dims: int = 0
     head: LinearHead | None = None  # None: no label passed
@@ -244,6 +258,10 @@ class Learned:
             tag_names={f.label: f.genre for f in kept},
         )
 
+    def grouping_text(self) -> str:
+        """``album (40 tracks), folder (8 tracks)``: how the tagged tracks were grouped."""
+        return ", ".join(f"{level} ({n} tracks)" for level, n in self.grouped_by.items()) or "nothing"
+
     def to_summary(self) -> dict[str, Any]:
         """The figures without the weights (``tagger learn --json``)."""
         return {
@@ -254,6 +272,8 @@ class Learned:
             "untagged": self.untagged,
             "no_embedding": self.no_embedding,
             "folders": self.folders,
+            "groups": self.groups,
+            "grouped_by": self.grouped_by,
             "folds": self.folds,
             "min_tracks": self.min_tracks,
             "f1_floor": self.f1_floor,
@@ -277,9 +297,11 @@ class Learned:
             "head": self.as_head().to_dict(),
             "linear": self.head.to_dict(),
             "evaluation": {
-                "method": f"{self.folds}-fold CV grouped by folder, label-stratified; thresholds cross-fitted",
+                "method": f"{self.folds}-fold CV grouped by {self.grouping_text()}, label-stratified; "
+                "thresholds cross-fitted",
                 "tracks": self.tracks,
                 "folders": self.folders,
+                "groups": self.groups,
                 "min_tracks": self.min_tracks,
                 "f1_floor": self.f1_floor,
                 "labels": [asdict(f) for f in self.learned],
@@ -290,13 +312,36 @@ class Learned:
 
 
 # ---------------------------------------------------------------------------------------- data
+LEVELS = ("album", "artist", "folder")  # cross-validation groups, best first
+UNGROUPED = "track"  # a label's last resort: each track its own group (optimistic figures)
+
+
+def group_of(path: str, grouping: Grouping) -> tuple[str, str]:
+    """(level, group key) of one track: album + album artist, else artist, else its folder."""
+    artist = (grouping.albumartist or grouping.artist).casefold()
+    if grouping.album:
+        return "album", f"album\0{artist}\0{grouping.album.casefold()}"
+    if artist:
+        return "artist", f"artist\0{artist}"
+    return "folder", f"folder\0{os.path.dirname(path)}"
+
+
+def _grouping_of(path: str) -> Grouping:
+    try:
+        return read_grouping(path)
+    except (TaggerError, OSError):  # gone or unreadable since the scan: its folder still groups it
+        return Grouping()
+
+
 @dataclass
 class TrainingSet:
     paths: list[str]
-    folders: list[str]  # one group per album folder
+    folders: list[str]  # each track's folder
     embeddings: np.ndarray  # (tracks, dims) float32
     labels: list[list[str]]  # normalised keys per track
     normaliser: GenreNormaliser
+    levels: list[str] = field(default_factory=list)  # each track's grouping level (LEVELS)
+    groups: list[str] = field(default_factory=list)  # each track's group key
     untagged: int = 0
     no_embedding: int = 0
 
@@ -334,6 +379,9 @@ def collect(db: Database, model_id: str, roots: Sequence[str | Path] = ()) -> Tr
                 continue
             data.paths.append(path)
             data.folders.append(os.path.dirname(path))
+            level, group = group_of(path, _grouping_of(path))  # tags only, read now: no schema change
+            data.levels.append(level)
+            data.groups.append(group)
             data.labels.append(labels)
             vectors.append(vector)
     if vectors:
@@ -495,7 +543,10 @@ def learn_vocabulary(
     f1_floor: float = DEFAULT_F1_FLOOR,
     field: str = "genre",
 ) -> Learned:
-    """Collect labels, cross-validate by folder, refuse what cannot be learned, fit the rest. Writes nothing."""
+    """Collect labels, cross-validate grouped by album/artist/folder, refuse what cannot be learned, fit the rest.
+
+    Writes nothing (``--dry-run`` is this alone).
+    """
     if field not in FIELDS:
         raise ValueError(f"field {field!r}: the database keeps only {', '.join(FIELDS)} per track")
     if card.embedding_output is None:
@@ -517,31 +568,65 @@ def learn_vocabulary(
     )
     tracks_of: Counter[str] = Counter(label for labels in data.labels for label in labels)
     folders_of: dict[str, set[str]] = defaultdict(set)
-    for labels, folder in zip(data.labels, data.folders, strict=True):
+    groups_of: dict[str, set[str]] = defaultdict(set)
+    levels_of: dict[str, set[str]] = defaultdict(set)
+    for labels, folder, group, level in zip(data.labels, data.folders, data.groups, data.levels, strict=True):
         for label in labels:
             folders_of[label].add(folder)
+            groups_of[label].add(group)
+            levels_of[label].add(level)
+    groups = list(data.groups)
     for label in sorted(tracks_of, key=lambda k: (-tracks_of[k], k)):
         figures = LabelFigures(label, data.normaliser.spelling(label), tracks_of[label], len(folders_of[label]))
+        figures.groups = len(groups_of[label])
+        figures.grouping = "+".join(level for level in LEVELS if level in levels_of[label])
         if figures.tracks < min_tracks:
-            figures.refused = f"{figures.tracks} tracks (fewer than {min_tracks})"
-        elif figures.folders < 2:
-            figures.refused = "all its tracks are in one folder: grouped cross-validation cannot test it"
+            figures.refused = (
+                f"{figures.tracks} tracks (fewer than {min_tracks}): tag more tracks, or lower --min-tracks"
+            )
+        elif figures.groups < 2:
+            # No grouping puts its tracks on both sides of a split: split them one by one instead.
+            figures.optimistic = True
+            figures.note = (
+                f"untested: all {figures.tracks} tracks share one {figures.grouping}, so its figure comes from "
+                f"splitting tracks of that {figures.grouping} and is optimistic (tag tracks of other albums or "
+                "artists, or album/artist tags, for an honest figure)"
+            )
+            figures.grouping, figures.groups = UNGROUPED, figures.tracks
+            for i, labels in enumerate(data.labels):
+                if label in labels:
+                    groups[i] = f"{UNGROUPED}\0{data.paths[i]}"
+        elif figures.folders == 1 and all(
+            label in labels
+            for labels, folder in zip(data.labels, data.folders, strict=True)
+            if folder in folders_of[label]
+        ):
+            # The genre is the folder (every Jazz track in Jazz/, nothing else there): say what was tested.
+            figures.note = (
+                f"all its tracks are in {next(iter(folders_of[label]))}, and only they: the figure is about "
+                f"telling its {figures.grouping} groups inside that folder apart from the rest, not about the folder"
+            )
         learned.labels.append(figures)
+    learned.groups = len(set(groups))
+    learned.grouped_by = {level: n for level in LEVELS if (n := data.levels.count(level))}
     candidates = [f for f in learned.labels if f.learned]
-    learned.folds = min(MAX_FOLDS, learned.folders)
+    learned.folds = min(MAX_FOLDS, learned.groups)
     if not candidates or learned.folds < 2:
         if learned.folds < 2:
             for figures in candidates:
-                figures.refused = "tagged tracks span fewer than 2 folders: nothing to cross-validate"
+                figures.refused = "fewer than 2 tagged tracks in all: nothing to cross-validate (tag more tracks)"
         return learned
     x = data.embeddings.astype(np.float64)
     y = np.array([[f.label in labels for f in candidates] for labels in data.labels], dtype=np.int64)
-    _, scores, thresholds = cross_validate(x, y, data.folders, learned.folds)
+    _, scores, thresholds = cross_validate(x, y, groups, learned.folds)
     for figures, (precision, recall, f1, spread), threshold in zip(candidates, scores, thresholds, strict=True):
         figures.precision, figures.recall, figures.f1 = round(precision, 4), round(recall, 4), round(f1, 4)
         figures.f1_spread, figures.threshold = round(spread, 4), round(float(threshold), 4)
         if f1 < f1_floor:
-            figures.refused = f"cross-validated F1 {f1:.2f} below the floor {f1_floor:.2f}"
+            figures.refused = (
+                f"cross-validated F1 {f1:.2f} below the floor {f1_floor:.2f} (grouped by {figures.grouping}): "
+                "tag more tracks, or lower --f1-floor"
+            )
     kept = [j for j, figures in enumerate(candidates) if figures.learned]
     if kept:
         learned.head = fit_head(x, y[:, kept])
