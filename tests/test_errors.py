@@ -22,7 +22,8 @@ def _tagger_exceptions() -> list[type[Exception]]:
     while todo:
         for cls in todo.pop().__subclasses__():
             todo.append(cls)
-            if cls.__module__.startswith("tagger.") and cls not in found:
+            # A module's private exception (config's _Mismatch) is caught inside it and never crosses processes.
+            if cls.__module__.startswith("tagger.") and not cls.__name__.startswith("_") and cls not in found:
                 found.append(cls)
     return sorted(found, key=lambda c: c.__name__)
 
