@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tagger.genres import GenreRules, apply_rules
 from tagger.model import Head
 
 
@@ -25,20 +26,28 @@ class TrackGenres:
     chosen: tuple[str, ...]  # genre texts to write (empty: nothing passed its threshold)
     confident: bool  # False: recorded, but below the minimum confidence
     abstained: bool = False  # the head's abstain rule: too uncertain to write anything; ``ranked`` are the candidates
+    refused: bool = False  # the genre rules (allow/ignore) refused every genre: ``ranked`` are the model's own
 
     @property
     def top(self) -> GenreScore:
         return self.ranked[0]
 
 
-def aggregate(window_probabilities: np.ndarray, head: Head, top_k: int = 1, min_confidence: float = 0.0) -> TrackGenres:
+def aggregate(
+    window_probabilities: np.ndarray,
+    head: Head,
+    top_k: int = 1,
+    min_confidence: float = 0.0,
+    rules: GenreRules | None = None,
+) -> TrackGenres:
     """Mean the windows' probabilities and pick the genres.
 
     Multiclass: the track genre is the argmax of the mean; up to ``top_k`` genres are chosen,
     each needing ``min_confidence``. Multilabel: every label whose mean passes its own threshold
     (and ``min_confidence``), most probable first, at most ``top_k``. A head with ``abstain_below``
     writes nothing when its top score is below it: the track is recorded as uncertain, with its
-    ranked candidates, rather than given a likely-wrong genre.
+    ranked candidates, rather than given a likely-wrong genre. ``rules`` rename and drop genres
+    before any of this (see :func:`tagger.genres.apply_rules`).
     """
     if window_probabilities.ndim != 2 or len(window_probabilities) == 0:
         raise ValueError("need a (windows, labels) array with at least one window")
@@ -46,6 +55,11 @@ def aggregate(window_probabilities: np.ndarray, head: Head, top_k: int = 1, min_
     order = np.argsort(-mean, kind="stable")
     scores = [GenreScore(head.labels[i], head.genre_name(head.labels[i]), float(mean[i])) for i in order]
     k = max(1, top_k)
+    if rules is not None and not rules.empty:
+        allowed = apply_rules(scores, rules)
+        if not allowed:
+            return TrackGenres(head.name, tuple(scores[:k]), (), confident=False, refused=True)
+        scores = allowed
     ranked = tuple(scores[:k])
     if head.task == "multilabel":
         passing = [

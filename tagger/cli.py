@@ -51,12 +51,22 @@ WorkersOption = Annotated[int | None, typer.Option(help="Worker processes")]
 MaxWindowsOption = Annotated[int | None, typer.Option(help="Windows classified per track, spread over it")]
 TagLowConfidenceOption = Annotated[bool | None, typer.Option("--tag-low-confidence/--no-tag-low-confidence")]
 VerifyOption = Annotated[bool, typer.Option("--verify", help="Re-read every write and report mismatches")]
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option("--allow", help="Write only this genre (repeatable; replaces the config's [genres] allow)"),
+]
+IgnoreOption = Annotated[
+    list[str] | None,
+    typer.Option("--ignore", help="Never write this genre (repeatable; replaces the config's [genres] ignore)"),
+]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML config file [default: XDG config dir]")]
 
 
-def _settings(config: Path | None, **overrides: Any) -> Settings:
+def _settings(
+    config: Path | None, allow: list[str] | None = None, ignore: list[str] | None = None, **overrides: Any
+) -> Settings:
     try:
-        return load_settings(config).override(**overrides)
+        return load_settings(config).override(**overrides).with_genre_lists(allow, ignore)
     except ConfigError as error:
         console.print(f"[red]config error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from error
@@ -79,6 +89,8 @@ def scan(
     workers: WorkersOption = None,
     max_windows: MaxWindowsOption = None,
     tag_low_confidence: TagLowConfidenceOption = None,
+    allow: AllowOption = None,
+    ignore: IgnoreOption = None,
     force: Annotated[bool, typer.Option("--force", help="Re-classify tracks even if unchanged")] = False,
     verify: VerifyOption = False,
     db: DbOption = None,
@@ -97,6 +109,8 @@ def scan(
 
     settings = _settings(
         config,
+        allow,
+        ignore,
         db=db,
         model=model,
         vocabulary=vocabulary,
@@ -207,6 +221,8 @@ def classify(
     db: DbOption = None,
     top_k: Annotated[int, typer.Option(help="Genres listed")] = 5,
     max_windows: Annotated[int | None, typer.Option(help="Windows classified, spread over the track")] = None,
+    allow: AllowOption = None,
+    ignore: IgnoreOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -217,7 +233,7 @@ def classify(
     from tagger.vocabulary import available, resolve_vocabulary
     from tagger.walk import canonical_path
 
-    settings = _settings(config, db=db, model=model, vocabulary=vocabulary, max_windows=max_windows)
+    settings = _settings(config, allow, ignore, db=db, model=model, vocabulary=vocabulary, max_windows=max_windows)
     if not file.exists():  # said before the model is loaded, and without the decoders' own wording
         console.print(f"[red]error:[/] {file}: no such file", highlight=False)
         raise typer.Exit(1)
@@ -229,8 +245,8 @@ def classify(
         raise _fail(error) from error
     head = chosen.head
     windows = chosen.window_probabilities(analysis)  # one row, no timeline, for a learned vocabulary
-    genres = aggregate(windows, head, top_k=top_k, min_confidence=settings.min_confidence)
-    written = aggregate(windows, head, top_k=settings.top_k, min_confidence=settings.min_confidence).chosen
+    genres = aggregate(windows, head, top_k, settings.min_confidence, settings.genres)
+    written = aggregate(windows, head, settings.top_k, settings.min_confidence, settings.genres).chosen
     timeline_rows = list(zip(analysis.window_starts, windows, strict=True)) if chosen.needs_audio else []
     if as_json:
         stdout.print_json(
@@ -286,7 +302,7 @@ def report(
     from tagger.store import Database
 
     settings = _settings(config, db=db)
-    result = build_report(Database(settings.db), vocabulary, low_confidence_below)
+    result = build_report(Database(settings.db), vocabulary, low_confidence_below, settings.genres)
     if output_format == "json":
         stdout.print_json(data=result.to_dict())
         return
@@ -354,7 +370,14 @@ def learn(
         check_name(vocabulary, card)
         database = Database(settings.db)
         learned = learn_vocabulary(
-            database, card, paths or [], name=vocabulary, min_tracks=min_tracks, f1_floor=f1_floor, field=tag_field
+            database,
+            card,
+            paths or [],
+            name=vocabulary,
+            min_tracks=min_tracks,
+            f1_floor=f1_floor,
+            field=tag_field,
+            rules=settings.genres,
         )
     except (TaggerError, ValueError) as error:
         raise _fail(error) from error
@@ -458,6 +481,8 @@ def watch(
     workers: WorkersOption = None,
     max_windows: MaxWindowsOption = None,
     tag_low_confidence: TagLowConfidenceOption = None,
+    allow: AllowOption = None,
+    ignore: IgnoreOption = None,
     force: Annotated[bool, typer.Option("--force", help="Re-classify every track in the start-up catch-up")] = False,
     verify: VerifyOption = False,
     quiet_seconds: Annotated[
@@ -500,7 +525,7 @@ def watch(
     }
 
     def with_watch(settings: Settings) -> Settings:
-        return settings.override(watch=replace(settings.watch, **watch_overrides))
+        return settings.override(watch=replace(settings.watch, **watch_overrides)).with_genre_lists(allow, ignore)
 
     def reload() -> Settings:  # SIGHUP: the file again, the command line still on top
         return with_watch(load_settings(config).override(**overrides))

@@ -14,6 +14,12 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     id3_version = 4              # 3 writes ID3v2.3 with id3_separator joining several genres
     id3_separator = "; "
 
+    [genres]                     # the owner's vocabulary (names match ignoring case, spaces, punctuation)
+    allow = ["Rock", "Jazz", "Hip-Hop"]   # only these are ever written (omit: any)
+    ignore = ["Pop"]             # never written; the next genre takes the place if it passes the thresholds
+    [genres.map]                 # alias = canonical name, for the model's genres and the owner's tags
+    "Hip Hop" = "Hip-Hop"
+
     [watch]
     quiet_seconds = 5            # a file must be unchanged this long before it is read
     reconcile_hours = 24         # full re-check of the roots, for events the OS dropped
@@ -37,6 +43,7 @@ from typing import Annotated, Any, Literal
 from annotated_types import Ge, Gt, Le, MinLen
 from platformdirs import user_config_dir, user_data_dir
 
+from tagger.genres import GenreRules
 from tagger.policy import Policy
 
 
@@ -78,6 +85,7 @@ class Settings:
     follow_symlinks: bool = False
     tag_low_confidence: bool = False
     watch: WatchSettings = field(default_factory=WatchSettings)
+    genres: GenreRules = field(default_factory=GenreRules)
 
     def override(self, **changes: Any) -> Settings:
         """A copy with every non-None change applied (CLI flags left unset keep the file's value).
@@ -87,9 +95,16 @@ class Settings:
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
             return self
-        plain = {k: dataclasses.asdict(v) if isinstance(v, WatchSettings) else v for k, v in changes.items()}
+        plain = {k: _table(v) if dataclasses.is_dataclass(v) else v for k, v in changes.items()}
         checked = _checked(plain, "command line")
         return replace(self, **{name: getattr(checked, name) for name in changes})
+
+    def with_genre_lists(self, allow: list[str] | None = None, ignore: list[str] | None = None) -> Settings:
+        """The ``--allow``/``--ignore`` flags: each given one replaces the file's list; ``[genres.map]`` stays."""
+        if not allow and not ignore:
+            return self
+        allowed, ignored = tuple(allow or self.genres.allow), tuple(ignore or self.genres.ignore)
+        return self.override(genres=replace(self.genres, allow=allowed, ignore=ignored))
 
 
 def database_url(db: str | None = None) -> str:
@@ -123,12 +138,19 @@ def settings_from_dict(data: dict[str, Any], source: str = "config") -> Settings
     unknown = set(data) - {f.name for f in fields(Settings)}
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}")
-    watch_data = data.get("watch", {})
-    watch_unknown = set(watch_data) - {f.name for f in fields(WatchSettings)} if isinstance(watch_data, dict) else ()
-    if watch_unknown:
-        raise ConfigError(f"{source}: unknown [watch] setting(s) {', '.join(sorted(watch_unknown))}")
+    for table in fields(Settings):  # [watch], [genres]
+        table_data, cls = data.get(table.name), _hints(Settings)[table.name]
+        if dataclasses.is_dataclass(cls) and isinstance(table_data, dict):
+            table_unknown = set(table_data) - {f.name for f in fields(cls) if f.init}
+            if table_unknown:
+                raise ConfigError(f"{source}: unknown [{table.name}] setting(s) {', '.join(sorted(table_unknown))}")
     settings = _checked(data, source)
     return replace(settings, roots=tuple(str(Path(r).expanduser()) for r in settings.roots))
+
+
+def _table(value: Any) -> dict[str, Any]:
+    """A settings table as the config file would give it (its init fields only)."""
+    return {f.name: getattr(value, f.name) for f in fields(value) if f.init}
 
 
 class _Mismatch(Exception):
@@ -203,6 +225,11 @@ def _convert(annotation: Any, value: Any) -> Any:
             return _INVALID
         items = [_convert(args[0], item) for item in value]
         return _INVALID if any(item is _INVALID for item in items) else tuple(items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            return _INVALID
+        pairs = [(_convert(args[0], k), _convert(args[1], v)) for k, v in value.items()]
+        return _INVALID if any(x is _INVALID for pair in pairs for x in pair) else dict(pairs)
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         try:
             return annotation(value)
@@ -236,6 +263,8 @@ def _expected(annotation: Any) -> str:
         return " or ".join(json.dumps(a) for a in args)
     if origin is tuple:
         return f"a list of {_NAMES[args[0]][1]}"
+    if origin is dict:
+        return f"a table of {_NAMES[args[1]][1]}"
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return "one of " + ", ".join(json.dumps(m.value) for m in annotation)
     if annotation is bool:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -52,6 +51,7 @@ from mutagen.id3 import TCON
 from sqlalchemy import func, select
 
 from tagger.errors import TaggerError
+from tagger.genres import GenreRules, genre_key
 from tagger.library import embedding_from_bytes
 from tagger.model import Head, ModelCard
 from tagger.store import Database, Result, Track, TrackStatus
@@ -72,32 +72,6 @@ _SEPARATORS = re.compile(r"\s*(?:;|/|,|\||\\\\|\x00)\s*")  # ID3v2.3 joins with 
 _ID3_CODE = re.compile(r"^\s*(?:\((?:\d+|RX|CR)\)|\d+\s*$)")  # "(17)", "(17)Rock", "(RX)", bare "17" (ID3v2.4)
 _ID3_NON_GENRES = {"remix", "cover"}  # what "(RX)" / "(CR)" expand to: not genres
 _PLACEHOLDERS = {"", "unknown", "other", "none", "misc", "miscellaneous", "genre", "na", "null", "undefined"}
-_CONNECTIVES = re.compile(r"\s*&\s*|\s+and\s+|\s*'n'?\s+|\s*'n'\s*|\s+n\s+")  # R&B, Drum'n'Bass, Rock n Roll
-
-#: Spellings that obviously mean the same genre (after keys drop case, spaces and punctuation).
-ALIASES: dict[str, str] = {
-    "randb": "rnb",
-    "rhythmandblues": "rnb",
-    "dnb": "drumandbass",
-    "dandb": "drumandbass",
-    "drumnbass": "drumandbass",
-    "rocknroll": "rockandroll",
-    "ost": "soundtrack",
-    "originalsoundtrack": "soundtrack",
-    "altrock": "alternativerock",
-    "progrock": "progressiverock",
-    "electronicdance": "edm",
-    "electronicdancemusic": "edm",
-}
-
-
-def genre_key(genre: str) -> str:
-    """The label a genre spelling stands for: ``Hip Hop``, ``Hip-Hop`` and ``hiphop`` all give ``hiphop``."""
-    text = unicodedata.normalize("NFKD", genre).casefold()
-    text = "".join(char for char in text if not unicodedata.combining(char))
-    text = _CONNECTIVES.sub(" and ", f" {text} ")
-    key = re.sub(r"[\W_]+", "", text)
-    return ALIASES.get(key, key)
 
 
 def split_genres(values: Iterable[str]) -> list[str]:
@@ -138,12 +112,13 @@ class GenreNormaliser:
     form (``Drone`` over ``drone`` and ``DRONE``), then alphabetical order.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rules: GenreRules | None = None) -> None:
         self._spellings: dict[str, Counter[str]] = defaultdict(Counter)
+        self.rules = rules or GenreRules()
 
     def labels(self, values: Iterable[str]) -> list[str]:
         keys: list[str] = []
-        for name in split_genres(values):
+        for name in map(self.rules.canonical, split_genres(values)):  # the owner's aliases first: "Hip Hop" = "Rap"
             key = genre_key(name)
             self._spellings[key][name] += 1
             if key not in keys:
@@ -346,8 +321,11 @@ class TrainingSet:
     no_embedding: int = 0
 
 
-def collect(db: Database, model_id: str, roots: Sequence[str | Path] = ()) -> TrainingSet:
-    """Tagged tracks under ``roots`` with their latest embedding from ``model_id`` (others are refused)."""
+def collect(
+    db: Database, model_id: str, roots: Sequence[str | Path] = (), rules: GenreRules | None = None
+) -> TrainingSet:
+    """Tagged tracks under ``roots`` with their latest embedding from ``model_id`` (others are refused);
+    their genres named through ``rules`` (the ``[genres.map]`` aliases)."""
     wanted = [canonical_path(root) for root in roots]
     latest = (
         select(Result.track_id, func.max(Result.id).label("id"))
@@ -362,7 +340,7 @@ def collect(db: Database, model_id: str, roots: Sequence[str | Path] = ()) -> Tr
         .where(Track.status != TrackStatus.GONE)
         .order_by(Track.path)
     )
-    normaliser = GenreNormaliser()
+    normaliser = GenreNormaliser(rules)
     data = TrainingSet([], [], np.zeros((0, 0), np.float32), [], normaliser)
     vectors: list[np.ndarray] = []
     with db.session() as session:
@@ -542,6 +520,7 @@ def learn_vocabulary(
     min_tracks: int = DEFAULT_MIN_TRACKS,
     f1_floor: float = DEFAULT_F1_FLOOR,
     field: str = "genre",
+    rules: GenreRules | None = None,
 ) -> Learned:
     """Collect labels, cross-validate grouped by album/artist/folder, refuse what cannot be learned, fit the rest.
 
@@ -551,7 +530,7 @@ def learn_vocabulary(
         raise ValueError(f"field {field!r}: the database keeps only {', '.join(FIELDS)} per track")
     if card.embedding_output is None:
         raise ValueError(f"model {card.model_id} has no embedding output: nothing to learn from")
-    data = collect(db, card.model_id, roots)
+    data = collect(db, card.model_id, roots, rules)
     learned = Learned(
         name=name,
         model_id=card.model_id,

@@ -26,6 +26,7 @@ from tagger.aggregate import TrackGenres, aggregate
 from tagger.config import Settings
 from tagger.errors import FileError, TagReadError, TagWriteError, UnsupportedFormatError
 from tagger.files import open_regular
+from tagger.genres import GenreRules
 from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
 from tagger.policy import Policy, decide
@@ -76,6 +77,7 @@ class TagOptions:
     id3_version: int = 4
     id3_separator: str = "; "
     verify: bool = False  # re-read every write and report a mismatch
+    genres: GenreRules = field(default_factory=GenreRules)  # the owner's aliases, allow and ignore lists
 
     @property
     def decided_with(self) -> str:
@@ -84,6 +86,7 @@ class TagOptions:
         return (
             f"policy={self.policy.value} top_k={self.top_k} min_confidence={self.min_confidence:g} "
             f"tag_low_confidence={int(self.tag_low_confidence)}"
+            + ("" if self.genres.empty else f" genres={self.genres.fingerprint()}")
         )
 
     @classmethod
@@ -99,6 +102,7 @@ class TagOptions:
             id3_version=settings.id3_version,
             id3_separator=settings.id3_separator,
             verify=verify,
+            genres=settings.genres,
         )
 
 
@@ -277,7 +281,9 @@ class Library:
 
     def _record(self, analysis: TrackAnalysis, root: Path, state: FileState) -> TrackReport:
         plan = _Plan(analysis, root, state, self.vocabulary.window_probabilities(analysis))
-        plan.genres = aggregate(plan.probabilities, self.head, self.options.top_k, self.options.min_confidence)
+        plan.genres = aggregate(
+            plan.probabilities, self.head, self.options.top_k, self.options.min_confidence, self.options.genres
+        )
         report = TrackReport(
             analysis.path, Outcome.UNCHANGED, proposed=list(plan.genres.chosen), confidence=plan.genres.top.confidence
         )
@@ -456,6 +462,8 @@ def embedding_from_bytes(data: bytes | None) -> np.ndarray | None:
 
 def _low_confidence_reason(genres: TrackGenres) -> str:
     """Why nothing was written: an abstaining head lists its ranked candidates ("uncertain: Rock 0.62, Pop 0.55")."""
+    if genres.refused:
+        return f"no allowed genre (model: {genres.top.genre} {genres.top.confidence:.2f})"
     if genres.abstained:
         return "uncertain: " + ", ".join(f"{s.genre} {s.confidence:.2f}" for s in genres.ranked)
     return f"confidence {genres.top.confidence:.2f}"

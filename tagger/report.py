@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from tagger.genres import GenreRules
 from tagger.store import Database, Result, Track, TrackStatus
 
 
@@ -60,7 +61,12 @@ def _top_folder(path: str, root: str | None) -> str:
     return parts[0] if len(parts) > 1 else "."
 
 
-def build_report(db: Database, vocabulary: str | None = None, low_confidence_below: float = 0.5) -> LibraryReport:
+def build_report(
+    db: Database, vocabulary: str | None = None, low_confidence_below: float = 0.5, rules: GenreRules | None = None
+) -> LibraryReport:
+    """Genre counts from the latest results; ``rules`` give them their canonical names (results stored
+    before a ``[genres.map]`` entry was added are counted under the new name)."""
+    rules = rules or GenreRules()
     report = LibraryReport(vocabulary=vocabulary)
     with db.session() as session:
         latest = select(Result.track_id, func.max(Result.id).label("id")).group_by(Result.track_id)
@@ -89,7 +95,7 @@ def build_report(db: Database, vocabulary: str | None = None, low_confidence_bel
             if result is None or not result.genres:
                 continue
             report.classified += 1
-            top = result.genres[0]
+            top = {**result.genres[0], "genre": rules.canonical(result.genres[0]["genre"])}
             counts[top["genre"]] += 1
             confidence_sum[top["genre"]] += top["confidence"]
             folders[_top_folder(track.path, track.root)][top["genre"]] += 1
