@@ -21,7 +21,7 @@ from tagger.policy import Policy
 # scikit-learn or watchdog, and worker processes re-import this module.
 if TYPE_CHECKING:
     from tagger.learn import Learned
-    from tagger.library import Library
+    from tagger.library import Library, TrackReport
     from tagger.scan import ScanSummary
 
 app = typer.Typer(
@@ -33,8 +33,18 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)
 stdout = Console(soft_wrap=True)
 
+
+def _or_config(name: str) -> str:
+    """A flag's default in --help: the config's value, else the built-in one (typer shows "[default: (...)]";
+    a "[default: ...]" written into the help text itself would be read as rich markup and vanish)."""
+    defaults = Settings()
+    value = getattr(defaults, name) if hasattr(defaults, name) else getattr(defaults.watch, name)
+    shown = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"config, else {shown}"
+
+
 DbOption = Annotated[
-    str | None, typer.Option("--db", help="SQLAlchemy URL or SQLite file [default: $TAGGER_DB or XDG data dir]")
+    str | None, typer.Option("--db", help="SQLAlchemy URL or SQLite file", show_default="$TAGGER_DB, else XDG data dir")
 ]
 ModelOption = Annotated[
     str | None, typer.Option("--model", help="Shipped model name, or path to a .json card / .tflite")
@@ -44,22 +54,36 @@ VocabularyOption = Annotated[
     typer.Option("--vocabulary", help="Which vocabulary to write: one of the model's, or one made by `tagger learn`"),
 ]
 # Options that scan and watch share.
-PolicyOption = Annotated[Policy | None, typer.Option(help="keep: never replace the owner's genre")]
-MinConfidenceOption = Annotated[float | None, typer.Option(help="Below this, record but do not tag")]
-TopKOption = Annotated[int | None, typer.Option(help="Genres written per track at most")]
-WorkersOption = Annotated[int | None, typer.Option(help="Worker processes")]
-MaxWindowsOption = Annotated[int | None, typer.Option(help="Windows classified per track, spread over it")]
-TagLowConfidenceOption = Annotated[bool | None, typer.Option("--tag-low-confidence/--no-tag-low-confidence")]
+PolicyOption = Annotated[
+    Policy | None, typer.Option(help="keep: never replace the owner's genre", show_default=_or_config("policy"))
+]
+MinConfidenceOption = Annotated[
+    float | None, typer.Option(help="Below this, record but do not tag", show_default=_or_config("min_confidence"))
+]
+TopKOption = Annotated[
+    int | None, typer.Option(help="Genres written per track at most", show_default=_or_config("top_k"))
+]
+WorkersOption = Annotated[int | None, typer.Option(help="Worker processes", show_default=_or_config("workers"))]
+MaxWindowsOption = Annotated[
+    int | None,
+    typer.Option(help="Windows classified per track, spread over it", show_default="config, else the model's"),
+]
+TagLowConfidenceOption = Annotated[
+    bool | None,
+    typer.Option("--tag-low-confidence/--no-tag-low-confidence", show_default=_or_config("tag_low_confidence")),
+]
 VerifyOption = Annotated[bool, typer.Option("--verify", help="Re-read every write and report mismatches")]
 AllowOption = Annotated[
     list[str] | None,
-    typer.Option("--allow", help="Write only this genre (repeatable; replaces the config's [genres] allow)"),
+    typer.Option("--allow", help="Write only this genre (repeatable; replaces the config's genres.allow)"),
 ]
 IgnoreOption = Annotated[
     list[str] | None,
-    typer.Option("--ignore", help="Never write this genre (repeatable; replaces the config's [genres] ignore)"),
+    typer.Option("--ignore", help="Never write this genre (repeatable; replaces the config's genres.ignore)"),
 ]
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML config file [default: XDG config dir]")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file", show_default="$TAGGER_CONFIG, else XDG config dir")
+]
 
 
 def _settings(
@@ -80,7 +104,7 @@ def _fail(error: Exception) -> typer.Exit:
 @app.command()
 def scan(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Folders or files [default: roots from the config]")
+        list[Path] | None, typer.Argument(help="Folders or files", show_default="roots from the config")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show existing -> proposed; write nothing")] = False,
     policy: PolicyOption = None,
@@ -98,6 +122,7 @@ def scan(
     vocabulary: VocabularyOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary and failures")] = False,
 ) -> None:
     """Tag every audio file under PATHS (one-shot); unchanged files are skipped on later runs.
 
@@ -136,29 +161,42 @@ def scan(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[current]}", markup=False),
         console=console,
         transient=True,
-        disable=as_json or not console.is_terminal,
+        disable=as_json or quiet or not console.is_terminal,
         # On a terminal, stdout's lines are drawn above the bar; into a file or pipe they go straight there.
         redirect_stdout=stdout.is_terminal,
     )
     with scanner, progress:
-        task = progress.add_task("listing", total=None)
+        task = progress.add_task("listing", total=None, rate="", current="")
+
+        def planned(n: int) -> None:  # the worker pool starts next: each worker loads the model (seconds)
+            progress.update(task, total=n, description="loading model…")
+
         try:
-            for report in scanner.scan(
-                roots, on_planned=lambda n: progress.update(task, total=n, description="scanning")
-            ):
+            for report in scanner.scan(roots, on_planned=planned):
                 summary.add(report)
                 progress.advance(task)
-                if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG) and not as_json:
-                    arrow = f"{', '.join(report.existing) or '(none)'} -> {', '.join(report.proposed)}"
-                    stdout.print(f"{report.outcome.value:>9}  {report.path}  {arrow}", markup=False, highlight=False)
+                speed = progress.tasks[0].speed
+                rate = f"{speed:.1f} tracks/s" if speed else ""
+                progress.update(task, description="scanning", rate=rate, current=report.path.name)
+                if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG) and not (as_json or quiet):
+                    stdout.print(_change_line(report), markup=False, highlight=False)
         except ModelError as error:  # the workers could not load the model: nothing was classified
             raise _fail(error) from error
     _print_summary(summary, as_json)
     if summary.counts.get(Outcome.FAILED.value) and summary.counts.total() == summary.counts[Outcome.FAILED.value]:
         raise typer.Exit(1)
+
+
+def _change_line(report: TrackReport) -> str:
+    """``   tagged  PATH  (none) -> Jazz 0.91``: the confidence is the model's for its top genre."""
+    arrow = f"{', '.join(report.existing) or '(none)'} -> {', '.join(report.proposed)}"
+    confidence = f" {report.confidence:.2f}" if report.confidence is not None else ""
+    return f"{report.outcome.value:>9}  {report.path}  {arrow}{confidence}"
 
 
 def _roots_and_library(
@@ -340,7 +378,7 @@ def report(
 @app.command()
 def learn(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Only tracks under these folders [default: every scanned track]")
+        list[Path] | None, typer.Argument(help="Only tracks under these folders", show_default="every scanned track")
     ] = None,
     vocabulary: Annotated[str, typer.Option("--vocabulary", help="Name to save it under")] = "mine",
     min_tracks: Annotated[int, typer.Option(min=2, help="Labels on fewer tracks are left out")] = 20,
@@ -440,7 +478,9 @@ def _print_learned(learned: Learned, as_json: bool) -> None:
 
 @app.command()
 def restore(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Only under these paths [default: everything]")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Only under these paths", show_default="everything")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Also where the genre was changed after our write")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
     db: DbOption = None,
@@ -472,7 +512,7 @@ def version() -> None:
 @app.command()
 def watch(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Folders to watch [default: roots from the config]")
+        list[Path] | None, typer.Argument(help="Folders to watch", show_default="roots from the config")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Log existing -> proposed; write nothing")] = False,
     policy: PolicyOption = None,
@@ -486,13 +526,28 @@ def watch(
     force: Annotated[bool, typer.Option("--force", help="Re-classify every track in the start-up catch-up")] = False,
     verify: VerifyOption = False,
     quiet_seconds: Annotated[
-        float | None, typer.Option(min=0.0, help="A file must be unchanged this long before it is read [5]")
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="A file must be unchanged this long before it is read",
+            show_default=_or_config("quiet_seconds"),
+        ),
     ] = None,
     polling: Annotated[
-        bool | None, typer.Option("--polling/--no-polling", help="Poll instead of inotify (network file systems)")
+        bool | None,
+        typer.Option(
+            "--polling/--no-polling",
+            help="Poll instead of inotify (network file systems)",
+            show_default=_or_config("polling"),
+        ),
     ] = None,
     reconcile_hours: Annotated[
-        float | None, typer.Option(min=0.0, help="Full re-check every N hours, for dropped events (0: never) [24]")
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Full re-check every N hours, for dropped events (0: never)",
+            show_default=_or_config("reconcile_hours"),
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every event and unchanged file")] = False,
     db: DbOption = None,

@@ -182,3 +182,51 @@ def test_scan_prints_tracks_and_summary_on_stdout_and_progress_on_a_terminal_onl
     assert "listing" in terminal or "scanning" in terminal, terminal  # the bar was drawn there
     assert len([line for line in out.splitlines() if line.lstrip().startswith("tagged ")]) == len(ALL_EXTENSIONS)
     assert "scan summary" in out and "scan summary" not in terminal and "tagged " not in terminal
+
+
+def test_scan_lines_show_confidence_quiet_keeps_only_summary_and_failures(
+    music: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Through the real command: `tagged  PATH  (none) -> GENRE 0.97`; --quiet prints the summary and failures."""
+    second = tmp_path / "second"
+    shutil.copytree(music, second)
+    (second / "album" / "broken.mp3").write_bytes(b"not audio at all" * 64)
+    environ = {**os.environ, **env}
+    scan = [sys.executable, "-m", "tagger.cli", "scan", "--model", str(TINY_CARD), "--workers", "1"]
+    loud = subprocess.run([*scan, str(music)], capture_output=True, text=True, env=environ, timeout=300)
+    assert loud.returncode == 0, loud.stderr
+    for extension in ALL_EXTENSIONS:
+        path = next((music / "album").glob(f"*{extension}"))
+        genre = path.name.split("-")[0]
+        line = next(line for line in loud.stdout.splitlines() if f"  {path}  " in line)
+        head, confidence = line.rsplit(" ", 1)
+        assert head == f"   tagged  {path}  (none) -> {genre}" and 0.5 < float(confidence) <= 1.0, line
+    quiet = subprocess.run([*scan, "--quiet", str(second)], capture_output=True, text=True, env=environ, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert [line for line in quiet.stdout.splitlines() if line.lstrip().startswith("tagged ")] == []
+    assert "scan summary" in quiet.stdout and f"failed {second / 'album' / 'broken.mp3'}: " in quiet.stdout
+
+
+def test_progress_says_the_model_is_loading_and_shows_the_current_file(music: Path, env: dict[str, str]) -> None:
+    environ = {**os.environ, **env, "TERM": "xterm", "COLUMNS": "200"}
+    scan = [sys.executable, "-m", "tagger.cli", "scan", "--model", str(TINY_CARD), "--workers", "1", str(music)]
+    status, _, terminal = _run_with_stderr_on_a_terminal(scan, environ)
+    assert status == 0, terminal
+    assert "loading model…" in terminal, terminal  # drawn while the worker pool starts
+    assert any(path.name in terminal for path in (music / "album").iterdir()), terminal
+
+
+def test_help_shows_every_default() -> None:
+    environ = {**os.environ, "COLUMNS": "250", "TERM": "dumb"}
+    shown = {
+        command: subprocess.run(
+            [sys.executable, "-m", "tagger.cli", command, "--help"], capture_output=True, text=True, env=environ
+        ).stdout
+        for command in ("scan", "classify", "watch")
+    }
+    assert "Genres written per track at most [default: (config, else 1)]" in shown["scan"], shown["scan"]
+    assert "[default: ($TAGGER_DB, else XDG data dir)]" in shown["scan"]
+    assert "Folders or files [default: (roots from the config)]" in shown["scan"]
+    assert "keep: never replace the owner's genre [default: (config, else keep)]" in shown["scan"]
+    assert "Genres listed [default: 5]" in shown["classify"]
+    assert "[default: (config, else 5.0)]" in shown["watch"]
