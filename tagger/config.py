@@ -13,6 +13,7 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     max_windows = 8              # windows per track, spread over it (omit: the model's default)
     id3_version = 4              # 3 writes ID3v2.3 with id3_separator joining several genres
     id3_separator = "; "
+    hardlinks = "keep"           # keep: hard-linked files written in place; break: replaced (links become copies)
 
     [genres]                     # the owner's vocabulary (names match ignoring case, spaces, punctuation)
     allow = ["Rock", "Jazz", "Hip-Hop"]   # only these are ever written (omit: any)
@@ -84,6 +85,7 @@ class Settings:
     id3_separator: Annotated[str, MinLen(1)] = "; "
     follow_symlinks: bool = False
     tag_low_confidence: bool = False
+    hardlinks: Literal["keep", "break"] = "keep"  # keep: a hard-linked file is written in place, not replaced
     watch: WatchSettings = field(default_factory=WatchSettings)
     genres: GenreRules = field(default_factory=GenreRules)
 

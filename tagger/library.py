@@ -33,7 +33,7 @@ from tagger.policy import Policy, decide
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.store.db import insert_if_absent
 from tagger.tags import GenreTags, open_tags
-from tagger.tags.base import leftover_temps
+from tagger.tags.base import finish_in_place, leftover_temps
 from tagger.vocabulary import Vocabulary, resolve_vocabulary
 from tagger.walk import canonical_path
 
@@ -78,6 +78,7 @@ class TagOptions:
     id3_separator: str = "; "
     verify: bool = False  # re-read every write and report a mismatch
     genres: GenreRules = field(default_factory=GenreRules)  # the owner's aliases, allow and ignore lists
+    hardlinks: str = "keep"  # keep: a hard-linked file is written in place; break: replaced (links become copies)
 
     @property
     def decided_with(self) -> str:
@@ -103,6 +104,7 @@ class TagOptions:
             id3_separator=settings.id3_separator,
             verify=verify,
             genres=settings.genres,
+            hardlinks=settings.hardlinks,
         )
 
 
@@ -382,7 +384,10 @@ class Library:
         return report
 
     def _open_tags(self, path: str | Path) -> GenreTags:
-        return open_tags(path, id3_version=self.options.id3_version, id3_separator=self.options.id3_separator)
+        options = self.options
+        return open_tags(
+            path, id3_version=options.id3_version, id3_separator=options.id3_separator, hardlinks=options.hardlinks
+        )
 
     @staticmethod
     def _track(session: Session, path: Path, root: Path) -> Track:
@@ -417,6 +422,7 @@ class Library:
         with self.db.writer_lock(), self.db.session() as session:
             for write in session.scalars(select(TagWrite).where(TagWrite.status == TagWriteStatus.PENDING)):
                 track = write.track
+                finish_in_place(Path(track.path), write.new)
                 for leftover in leftover_temps(Path(os.path.realpath(track.path))):
                     with contextlib.suppress(OSError):
                         leftover.unlink()

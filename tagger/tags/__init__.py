@@ -80,12 +80,15 @@ _ALL_KINDS: tuple[type[FileType], ...] = (
 _HEADER_BYTES = 128  # what mutagen.File gives the score functions
 
 
-def open_tags(path: str | Path, *, id3_version: int = 4, id3_separator: str = "; ") -> GenreTags:
+def open_tags(
+    path: str | Path, *, id3_version: int = 4, id3_separator: str = "; ", hardlinks: str = "keep"
+) -> GenreTags:
     """Open ``path``'s tags in the storage style its content calls for.
 
     ``id3_version`` (3 or 4) is the ID3v2 version for files that get a new tag; existing
     v2.3/v2.4 tags keep theirs (see :mod:`tagger.tags.id3`). ``id3_separator`` joins several
-    genres in an ID3v2.3 TCON.
+    genres in an ID3v2.3 TCON. ``hardlinks``: "keep" writes a hard-linked file in place, "break"
+    replaces it (see :mod:`tagger.tags.base`).
     """
     if id3_version not in (3, 4):
         raise ValueError(f"id3_version must be 3 or 4, not {id3_version!r}")
@@ -95,7 +98,7 @@ def open_tags(path: str | Path, *, id3_version: int = 4, id3_separator: str = ";
     identity, kinds, looks_like_audio = _stat_and_candidates(file_path)
     audio = _load(file_path, kinds, looks_like_audio)
     family = _FAMILY_OF[type(audio)]
-    return family(file_path, audio, identity, TagOptions(id3_version, id3_separator))
+    return family(file_path, audio, identity, TagOptions(id3_version, id3_separator, hardlinks))
 
 
 def _stat_and_candidates(path: Path) -> tuple[FileIdentity, list[type[FileType]], bool]:

@@ -4,8 +4,9 @@ Every tag family (ID3, Vorbis comments, MP4, ASF) is a subclass of :class:`Genre
 knows how to find, set and list tags in a loaded mutagen object. Everything that touches the
 disk lives here, so that the safety rules hold for every format alike:
 
-* The original is never opened for writing. :func:`rewrite_atomically` copies it to a hidden
-  temp file in the same directory (``.<name>.tagger-tmp-XXXXXXXX``), mutagen edits the copy,
+* The original is never opened for writing (a hard-linked one excepted, see the last point).
+  :func:`rewrite_atomically` copies it to a hidden temp file in the same directory
+  (``.<name>.tagger-tmp-XXXXXXXX``), mutagen edits the copy,
   the copy is re-read and checked (genre is what we asked for, every other tag is unchanged,
   and every secondary tag the family never writes - ID3v1, APEv2, RIFF INFO, an ID3v2 tag in
   front of a FLAC - is byte-identical),
@@ -21,8 +22,13 @@ disk lives here, so that the safety rules hold for every format alike:
   genres computed for one file never land in another.
 * A file with no write permission bits at all is refused as "read-only" even for root (for
   whom ``os.access`` always says yes), because chmod a-w is how people protect files.
-* Replacing breaks hard links on purpose: other links keep the old bytes (e.g. a copy that a
-  torrent client still seeds stays valid).
+* A hard-linked file (``st_nlink > 1``) would become a copy if replaced. With ``hardlinks="keep"``
+  (the default) the verified temp copy is instead written back into the original inode
+  (:func:`write_in_place`), only under a write lease, i.e. while no other process has the file open
+  at all, and fsynced; the verified copy is kept under a fixed name (:func:`staged_copy`) until then,
+  so a crash midway is finished from it by the next run. Where no write lease is granted the write
+  is refused with the reason. ``hardlinks="break"`` replaces the file as any other: other links keep
+  the old bytes.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ class TagOptions:
 
     id3_version: int = 4
     id3_separator: str = "; "
+    hardlinks: str = "keep"  # "keep": a hard-linked file is written in place; "break": replaced like any other
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,12 @@ class GenreTags(ABC):
             with contextlib.suppress(FileError):
                 if self.read_genres() == expected:
                     return  # nothing would change; don't rewrite the file
-        reread = rewrite_atomically(self.path, target, lambda tmp: self._rewrite(tmp, wanted, expected))
+        reread = rewrite_atomically(
+            self.path,
+            target,
+            lambda tmp: self._rewrite(tmp, wanted, expected),
+            keep_hardlinks=self.options.hardlinks == "keep",
+        )
         self._audio = reread
         with contextlib.suppress(OSError):  # if this fails, a later write refuses ("replaced") - safe
             self._identity = FileIdentity.of(os.stat(target))
@@ -360,12 +372,14 @@ def leftover_temps(target: Path) -> list[Path]:
     return found
 
 
-def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T:
+def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T], keep_hardlinks: bool = False) -> T:
     """Copy ``target``, let ``edit`` change the copy, then swap it in; the original is never edited.
 
     ``path`` is only used in error messages. Returns what ``edit`` returned. The swap happens only
     while no other process has ``target`` open for writing (see :class:`_NoWriters` for what is
     guaranteed where); otherwise TagWriteError with :data:`BEING_WRITTEN`, the file untouched.
+    ``keep_hardlinks``: a file with several links gets the verified copy's bytes written into its
+    own inode instead (:func:`write_in_place`), so every link shows the new tags.
     """
     directory = target.parent
     try:
@@ -379,6 +393,13 @@ def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T
         with open(fd, "wb") as dst:
             copy_contents(target, dst)
         result = edit(tmp)
+        if keep_hardlinks and before.st_nlink > 1:
+            _fsync_path(tmp)
+            staged = staged_copy(target)
+            os.replace(tmp, staged)  # from here a crash is finished from the staged copy (see recover)
+            replaced = True
+            _write_staged(path, target, staged, before)
+            return result
         _copy_file_metadata(target, tmp, before)
         _fsync_path(tmp)
         with _NoWriters(path, target) as guard:
@@ -400,6 +421,113 @@ def rewrite_atomically(path: Path, target: Path, edit: Callable[[Path], T]) -> T
     with contextlib.suppress(OSError):  # the new file is in place; a dir that can't fsync is no error
         _fsync_path(directory, directory=True)
     return result
+
+
+STAGED_MARKER = ".tagger-inplace"
+"""Suffix of the verified copy a write in place keeps until the original's bytes are replaced."""
+
+
+def staged_copy(target: Path) -> Path:
+    """The one name the verified copy of ``target`` has while it is written in place (hidden, beside it)."""
+    return target.parent / (temp_prefix(target.name).removesuffix(TEMP_MARKER) + STAGED_MARKER)
+
+
+def _write_staged(path: Path, target: Path, staged: Path, before: os.stat_result | None) -> None:
+    """:func:`write_in_place` from ``staged``, then remove it; refused before any byte is written, it goes too."""
+    with contextlib.suppress(OSError):
+        _fsync_path(target.parent, directory=True)
+    try:
+        write_in_place(path, target, staged, before)
+    except TagWriteError as error:
+        if not error.reason.startswith(_INTERRUPTED):
+            with contextlib.suppress(OSError):
+                staged.unlink()
+        raise
+    with contextlib.suppress(OSError):
+        staged.unlink()
+        _fsync_path(target.parent, directory=True)
+
+
+_INTERRUPTED = "write in place interrupted"
+
+
+def write_in_place(path: Path, target: Path, source: Path, before: os.stat_result | None = None) -> None:
+    """Write ``source``'s bytes into ``target``'s own inode (hard links keep sharing it), then fsync.
+
+    Only under a write lease (Linux ``F_SETLEASE`` ``F_WRLCK``): the kernel grants it only while no
+    other descriptor anywhere has the file open, and makes any ``open`` that starts meanwhile wait for
+    us; a lease broken before the first byte refuses the write. Where no lease is granted (another
+    process has the file open, not the owner without CAP_LEASE, a file system without leases) the
+    write is refused, the file untouched. ``before``: how ``target`` looked when it was copied; a
+    change since refuses the write.
+    """
+    try:
+        fd = os.open(target, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)  # O_NONBLOCK: never wait on a lease
+    except OSError as exc:
+        raise TagWriteError(path, reason_for(exc)) from exc
+    started = False
+    try:
+        if before is not None and _signature(os.fstat(fd)) != _signature(before):
+            raise TagWriteError(path, "file changed on disk while writing")
+        _take_write_lease(path, fd)
+        with open(source, "rb") as src:
+            if fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_WRLCK:
+                raise TagWriteError(path, BEING_WRITTEN)
+            started = True
+            os.lseek(fd, 0, os.SEEK_SET)
+            while chunk := src.read(_COPY_CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR))
+            os.fsync(fd)
+    except OSError as exc:
+        if started:  # the staged copy stays: the next run's recovery writes it again
+            raise TagWriteError(path, f"{_INTERRUPTED} ({reason_for(exc)}); the next run finishes it") from exc
+        raise TagWriteError(path, reason_for(exc)) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        os.close(fd)
+
+
+def finish_in_place(path: Path, genres: list[str]) -> None:
+    """After a crash: a write in place of ``path`` that its staged copy outlived is written again from it
+    (the copy was verified and synced before the first byte), unless the file already holds ``genres``."""
+    with contextlib.suppress(OSError):
+        target = Path(os.path.realpath(path))
+        staged = staged_copy(target)
+        if not stat.S_ISREG(os.lstat(staged).st_mode):
+            return
+        from tagger.tags import open_tags  # the package imports this module
+
+        with contextlib.suppress(FileError):
+            if open_tags(target).read_genres() == genres:
+                staged.unlink()
+                return
+        with contextlib.suppress(FileError):
+            _write_staged(path, target, staged, None)
+
+
+def _take_write_lease(path: Path, fd: int) -> None:
+    why = "this system has no file leases"
+    if hasattr(fcntl, "F_SETLEASE"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)  # as in _take_read_lease: a break must not kill us
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+            return
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                raise TagWriteError(path, f"hard-linked and open in another process ({BEING_WRITTEN})") from exc
+            if exc.errno in _NOT_OWNER:
+                why = "not the file's owner and no CAP_LEASE"
+            elif exc.errno in _NO_LEASES:
+                why = "the file system grants no leases"
+            else:
+                raise
+    raise TagWriteError(
+        path, f'hard-linked: written in place only under a file lease ({why}); hardlinks = "break" replaces it'
+    )
 
 
 BEING_WRITTEN = "being written by another process; next run retries"

@@ -133,17 +133,6 @@ def test_dangling_symlink_is_a_read_error(tmp_path: Path) -> None:
         open_tags(link)
 
 
-def test_hard_link_keeps_the_old_copy(tagged: Factory, tmp_path: Path) -> None:
-    """Documented: the replace gives the tagged path a new inode; other links keep the old bytes."""
-    path = tagged(".m4a")
-    other = tmp_path / "seeding-copy.m4a"
-    os.link(path, other)
-    before = other.read_bytes()
-    open_tags(path).write_genres(["Rock"])
-    assert other.read_bytes() == before
-    assert open_tags(path).read_genres() == ["Rock"]
-
-
 def test_file_swapped_since_open_is_refused(tagged: Factory, fresh: Factory) -> None:
     path = tagged(".mp3")
     tags = open_tags(path)
