@@ -58,6 +58,7 @@ def iter_audio_files(
     root_paths = [canonical_path(r) for r in roots]
     real_roots = [os.path.realpath(r) for r in root_paths]
     seen_dirs: set[tuple[int, int]] = set()
+    seen_linked: set[tuple[int, int]] = set()  # files with several hard links: scanned under their first name
 
     def failed(error: OSError) -> None:
         if on_error is not None:
@@ -102,4 +103,21 @@ def iter_audio_files(
                     # tagging it twice would record our own genre as the owner's under the second name.
                     if inside or not follow_symlinks:
                         continue
+                elif _another_name_of_a_walked_file(path, seen_linked):
+                    continue  # as for a link: one file, one track, or our genre is read as the owner's
                 yield root, Path(path)
+
+
+def _another_name_of_a_walked_file(path: str, seen: set[tuple[int, int]]) -> bool:
+    """True for the second and later names of a hard-linked file in one walk (remembered in ``seen``)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False  # the scan says what became of it
+    if st.st_nlink < 2:
+        return False
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return True
+    seen.add(key)
+    return False

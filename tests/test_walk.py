@@ -234,3 +234,17 @@ def test_a_link_to_a_file_inside_the_roots_is_scanned_once_under_its_own_name(
         assert {r.path.name: r.outcome.value for r in scanner.scan([root])} == {"song.flac": "skipped"}
     with database.session() as session:
         assert [t.user_genres for t in session.scalars(select(Track))] in ([None], [[]])
+
+
+def test_a_hard_linked_file_is_scanned_once_under_its_first_name(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    root = tmp_path / "lib"
+    real = make_track(root / "b" / "song.flac", seconds=2.0)
+    (root / "a").mkdir()
+    os.link(real, root / "a" / "seeded.flac")  # a torrent client's copy: walked first
+    for expected in ("tagged", "skipped"):
+        with Scanner(Library(database, tiny_card), isolate=False) as scanner:
+            assert {r.path.name: r.outcome.value for r in scanner.scan([root])} == {"seeded.flac": expected}
+    assert os.stat(real).st_ino == os.stat(root / "a" / "seeded.flac").st_ino  # hardlinks = "keep"
+    assert open_tags(real).read_genres() == open_tags(root / "a" / "seeded.flac").read_genres() != []
