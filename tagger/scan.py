@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tagger.errors import FileError, ModelError
 from tagger.files import not_regular_reason, os_reason, unsupported_reason
-from tagger.learned import stored_analyses
+from tagger.learned import outdated_writes, stored_analyses
 from tagger.library import FileState, Library, Outcome, TrackReport
 from tagger.lifetime import die_with_parent_thread, exit_with_parent_process
 from tagger.model import Classifier, ModelCard
@@ -193,7 +193,8 @@ class Scanner:
     ) -> tuple[list[tuple[Path, Path, FileState]], list[TrackReport], list[Retag]]:
         """Stat everything: what needs classifying, the reports for what does not, and the unchanged
         tracks re-tagged from their stored result (never decoded again): decided with other options
-        (policy, top-k, ...) than now, or to be tagged in a learned vocabulary from their embedding."""
+        (policy, top-k, ...) than now, or to be tagged in a learned vocabulary from their embedding.
+        Unchanged tracks whose genre the tool wrote from another model or head are classified again."""
         # a daemon batch: look up just these
         paths = [str(path) for _, path in files] if isinstance(files, list | tuple) and len(files) <= 500 else None
         known = self.library.known_states(paths)
@@ -205,6 +206,9 @@ class Scanner:
                 library.db, library.vocabulary, library.card.model_id, library.options.decided_with, paths
             )
         )
+        outdated = (
+            set() if self.force else outdated_writes(library.db, library.vocabulary, library.card.model_id, paths)
+        )
         retag: list[Retag] = []
         todo: list[tuple[Path, Path, FileState]] = []
         done: list[TrackReport] = []
@@ -215,7 +219,9 @@ class Scanner:
                 done.append(self.library.record_failure(path, root, f"cannot stat: {os_reason(error)}", None))
                 continue
             state = FileState.from_stat(st)
-            unchanged = not self.force and self.library.is_unchanged(known.get(str(path)), state)
+            unchanged = (
+                not self.force and self.library.is_unchanged(known.get(str(path)), state) and str(path) not in outdated
+            )
             # Judged before anything opens it: a FIFO would block the move fingerprint or a decoder.
             refused = not_regular_reason(st.st_mode) or unsupported_reason(path)
             if refused:
