@@ -46,10 +46,10 @@ class GenreOptions:
     out: Path
     cache_dir: Path
     model: str = "musicnn"
-    # A default scan's 4 spread windows; AllMusic's are computed as the middle pair, then the outer pair.
-    allmusic_sets: tuple[WindowSet, ...] = ("spread-mid", "spread-outer")
+    # A default scan's 4 spread windows (``spread-mid`` + ``spread-outer``: the same, computed in two passes).
+    allmusic_sets: tuple[WindowSet, ...] = ("spread",)
     gtzan_sets: tuple[WindowSet, ...] = ("spread",)
-    classical_limit: int | None = 34  # GTZAN classical clips with an index below this (the sample is half classical)
+    classical_limit: int | None = None  # GTZAN classical clips with an index below this (the sample is half classical)
     folds: int = 5
     repeats: int = 3
     c_grid: tuple[float, ...] = (0.01,)  # 0.01 won 4 of 5 inner selections against 0.1 in a first run
@@ -240,4 +240,19 @@ def report(metrics: dict[str, Any]) -> str:
     for g in GENRES:
         n, o = cv["overuse"]["new_first"][g], cv["overuse"]["old_first"][g]
         lines.append(f"| {g} | {'–' if n is None else f'{n:.2f}'} | {'–' if o is None else f'{o:.2f}'} |")
+    album = cv.get("album")
+    if album:
+        lines += [
+            "",
+            f"Album consensus on pseudo-albums (an AllMusic artist's clips as one album: {album['albums']} albums, "
+            f"{album['tracks']} tracks; mean over repeats):",
+            "",
+            "| | first-genre precision | coverage | albums with two first genres |",
+            "|---|---|---|---|",
+        ]
+        for kind, title in (("track", "per track"), ("album", "album consensus")):
+            lines.append(
+                f"| {title} | {_pm(album[kind + '_precision'])} | {_pm(album[kind + '_coverage'])} | "
+                f"{_pm(album[kind + '_split'])} |"
+            )
     return "\n".join(lines) + "\n"
