@@ -49,6 +49,30 @@ class AlbumDecision:
     far: tuple[int, ...]
 
 
+# The tag keys each format family stores them under (as :meth:`tagger.tags.base.GenreTags.read_other_tags` names them).
+ALBUM_KEYS = {
+    "album": ("TALB", "ALBUM", "\xa9alb", "WM/AlbumTitle"),
+    "album_artist": ("TPE2", "ALBUMARTIST", "ALBUM ARTIST", "aART", "WM/AlbumArtist"),
+    "artist": ("TPE1", "ARTIST", "\xa9ART", "Author"),
+    "track_number": ("TRCK", "TRACKNUMBER", "trkn", "WM/TrackNumber"),
+}
+
+
+def album_tags(others: dict[str, list[str]]) -> dict[str, str]:
+    """The album fields found among a file's other tags (first value; ASF's ``Type:`` prefix dropped)."""
+    found = {}
+    for field_name, keys in ALBUM_KEYS.items():
+        for key in keys:
+            values = [v for v in others.get(key, []) if v.strip()]
+            if values:
+                value = values[0]
+                if key.startswith("WM/") or key == "Author":
+                    value = value.split(":", 1)[-1]
+                found[field_name] = value
+                break
+    return found
+
+
 def _norm(value: str | None) -> str | None:
     text = (value or "").strip().casefold()
     return text or None
@@ -57,9 +81,9 @@ def _norm(value: str | None) -> str | None:
 def track_number(track: AlbumTrack) -> int | None:
     """The track's number on its release: its tag (``3`` or ``3/12``), else a leading number of the file name."""
     if track.track_number:
-        head = track.track_number.strip().split("/")[0].strip()
-        if head.isdigit():
-            return int(head)
+        # "3", "3/12", MP4's "(3, 12)"; a number in a vinyl side ("A1") is no track number
+        tagged = re.match(r"^\(?\s*(\d+)", track.track_number.strip())
+        return int(tagged.group(1)) if tagged else None
     match = _LEADING_NUMBER.match(track.name)
     return int(match.group(1)) if match else None
 

@@ -80,6 +80,10 @@ def scan(
     max_windows: MaxWindowsOption = None,
     tag_low_confidence: TagLowConfidenceOption = None,
     force: Annotated[bool, typer.Option("--force", help="Re-classify tracks even if unchanged")] = False,
+    album_mode: Annotated[
+        str | None,
+        typer.Option(help="consensus: the tracks of an album get the album's genre; track: each its own [consensus]"),
+    ] = None,
     verify: VerifyOption = False,
     db: DbOption = None,
     model: ModelOption = None,
@@ -106,6 +110,7 @@ def scan(
         workers=workers,
         max_windows=max_windows,
         tag_low_confidence=tag_low_confidence,
+        album_mode=album_mode,
     )
     roots, library = _roots_and_library(paths, settings, dry_run, verify, folders_only=False)
     summary = ScanSummary()
@@ -117,6 +122,7 @@ def scan(
         max_windows=settings.max_windows,
         follow_symlinks=settings.follow_symlinks,
         force=force,
+        album_mode=settings.album_mode,
     )
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -140,6 +146,8 @@ def scan(
                 if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG) and not as_json:
                     arrow = f"{', '.join(report.existing) or '(none)'} -> {', '.join(report.proposed)}"
                     stdout.print(f"{report.outcome.value:>9}  {report.path}  {arrow}", markup=False, highlight=False)
+                if report.album_note and not as_json:
+                    stdout.print(f"{'album':>9}  {report.path}  {report.album_note}", markup=False, highlight=False)
         except ModelError as error:  # the workers could not load the model: nothing was classified
             raise _fail(error) from error
     _print_summary(summary, as_json)

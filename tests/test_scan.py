@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mutagen.flac import FLAC
 from sqlalchemy import func, select
 
 from tagger import scan as scan_module
@@ -398,3 +399,46 @@ def test_genres_the_old_default_wrote_are_replaced_by_the_new_default_on_the_nex
         assert open_tags(root / name).read_genres() == [name.split("-")[0]]
     assert open_tags(owners).read_genres() == ["Chanson"]
     assert run_scan(database, new, root).counts == {Outcome.SKIPPED: len(names)}
+
+
+def _album_folder(root: Path, genres: list[str], **tags: str) -> list[Path]:
+    paths = []
+    for number, genre in enumerate(genres, start=1):
+        path = make_track(root / f"{genre}-{number}.flac", genre=genre, seconds=6.0, seed=number)
+        flac = FLAC(path)
+        for key, value in tags.items():
+            flac[key] = value
+        flac.save()
+        paths.append(path)
+    return paths
+
+
+def test_album_consensus_gives_an_albums_tracks_its_genre_and_reports_the_far_one(
+    tmp_path: Path, tiny_card: ModelCard
+) -> None:
+    root = tmp_path / "music"
+    album = _album_folder(root / "album", ["techno", "techno", "drone"], album="Night", albumartist="DJ")
+    inbox = [  # a flat folder of unrelated files: never one album
+        *_album_folder(root / "inbox", ["techno"], artist="DJ"),
+        *_album_folder(root / "inbox", ["chimes"], artist="Bells"),
+    ]
+    database = Database(f"sqlite:///{tmp_path / 'album.db'}")
+    library = Library(database, tiny_card, TagOptions())
+    with Scanner(library, isolate=False, album_mode="consensus") as scanner:
+        reports = {report.path: report for report in scanner.scan([root])}
+    assert {r.outcome for r in reports.values()} == {Outcome.TAGGED}
+    assert [open_tags(p).read_genres() for p in album] == [["techno"]] * 3  # alone, the last one is drone
+    assert [bool(reports[p].album_note) for p in album] == [False, False, True]
+    assert "alone drone" in reports[album[2]].album_note
+    assert [open_tags(p).read_genres() for p in inbox] == [["techno"], ["chimes"]]
+    with database.session() as session:  # one write per file
+        assert session.scalar(select(func.count(TagWrite.id))) == 5
+
+    alone = tmp_path / "alone"
+    shutil.copytree(root, alone)
+    for path in alone.rglob("*.flac"):
+        open_tags(path).write_genres([])
+    track_db = Database(f"sqlite:///{tmp_path / 'track.db'}")
+    with Scanner(Library(track_db, tiny_card, TagOptions()), isolate=False, album_mode="track") as scanner:
+        assert {r.outcome for r in scanner.scan([alone])} == {Outcome.TAGGED}
+    assert open_tags(alone / "album" / album[2].name).read_genres() == ["drone"]
