@@ -82,7 +82,7 @@ def scan(
     force: Annotated[bool, typer.Option("--force", help="Re-classify tracks even if unchanged")] = False,
     album_mode: Annotated[
         str | None,
-        typer.Option(help="consensus: the tracks of an album get the album's genre; track: each its own [consensus]"),
+        typer.Option(help="consensus: the tracks of an album get the album's genre; track: each its own [track]"),
     ] = None,
     verify: VerifyOption = False,
     db: DbOption = None,

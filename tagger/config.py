@@ -13,7 +13,7 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     max_windows = 8              # windows per track, spread over it (omit: the model's default)
     id3_version = 4              # 3 writes ID3v2.3 with id3_separator joining several genres
     id3_separator = "; "
-    album_mode = "consensus"     # consensus: an album's tracks get its genre (mean); track: each its own
+    album_mode = "track"         # consensus: an album's tracks get the album's genre (mean); track: each its own
 
     [watch]
     quiet_seconds = 5            # a file must be unchanged this long before it is read
@@ -78,7 +78,8 @@ class Settings:
     id3_separator: Annotated[str, MinLen(1)] = "; "
     follow_symlinks: bool = False
     tag_low_confidence: bool = False
-    album_mode: Literal["consensus", "track"] = "consensus"  # `tagger scan`; the daemon tags track by track
+    # `tagger scan`; the daemon tags track by track. "track" by default: in the CV consensus cut coverage 0.39 -> 0.23
+    album_mode: Literal["consensus", "track"] = "track"
     watch: WatchSettings = field(default_factory=WatchSettings)
 
     def override(self, **changes: Any) -> Settings:

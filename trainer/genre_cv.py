@@ -321,11 +321,21 @@ def summarise(data: Dataset, result: CVResult) -> dict[str, Any]:
          "coverage": float(np.mean([c[i][2] for c in curves]))}
         for i, t in enumerate(ABSTAIN_GRID)
     ]  # fmt: skip
-    old_curve = []
+    # The same on AllMusic clips only: the old default was fit on the GTZAN clips, not on these.
+    am_clips = [c for c, keep in zip(clips, allmusic_mask, strict=True) if keep]
+    am_curves = [precision_coverage(m[allmusic_mask], am_clips, genres, ABSTAIN_GRID) for m in result.margins]
+    curve_allmusic = [
+        {"cutoff": float(t), "precision": float(np.nanmean([c[i][1] for c in am_curves])),
+         "coverage": float(np.mean([c[i][2] for c in am_curves]))}
+        for i, t in enumerate(ABSTAIN_GRID)
+    ]  # fmt: skip
+    old_curve: list[dict[str, float]] = []
+    old_curve_allmusic: list[dict[str, float]] = []
     for t in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
-        w = old_conf >= t
-        old_curve.append({"cutoff": t, "precision": float(old_right[w].mean()) if w.any() else float("nan"),
-                          "coverage": float(w.mean())})  # fmt: skip
+        for rows_, mask in ((old_curve, np.ones(len(clips), bool)), (old_curve_allmusic, allmusic_mask)):
+            w = (old_conf >= t) & mask
+            rows_.append({"cutoff": t, "precision": float(old_right[w].mean()) if w.any() else float("nan"),
+                          "coverage": float(w.sum() / mask.sum())})  # fmt: skip
 
     # Over-use at the operating point: tracks with the genre written first / tracks that have it.
     overuse: dict[str, Any] = {}
@@ -337,6 +347,8 @@ def summarise(data: Dataset, result: CVResult) -> dict[str, Any]:
         "first_genre": {k: spread(first_rows, k) for k in {k for r in first_rows for k in r}},
         "curve": curve,
         "old_curve": old_curve,
+        "curve_allmusic": curve_allmusic,
+        "old_curve_allmusic": old_curve_allmusic,
         "overuse": overuse,
         "album": pseudo_album_gain(data, result),
         "choices": result.choices,

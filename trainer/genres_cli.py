@@ -23,7 +23,7 @@ def genres(
     cache_dir: Path | None = typer.Option(None, help="Backbone outputs cache (default: the trainer's cache dir)."),
     folds: int = typer.Option(5, min=2, help="Artist-grouped CV folds."),
     repeats: int = typer.Option(3, min=1, help="CV repeats (reshuffled groups)."),
-    target_precision: float = typer.Option(0.80, min=0.0, max=1.0, help="First-genre precision the abstain aims at."),
+    target_precision: float = typer.Option(0.75, min=0.0, max=1.0, help="First-genre precision the abstain aims at."),
     classical_limit: int = typer.Option(0, min=0, help="GTZAN classical clips with index below this (0: all)."),
     outer_windows: bool = typer.Option(
         True, help="AllMusic: all 4 spread windows (off: the middle 2 only, half the CPU per clip)."
