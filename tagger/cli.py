@@ -116,6 +116,13 @@ def scan(
     allow: AllowOption = None,
     ignore: IgnoreOption = None,
     force: Annotated[bool, typer.Option("--force", help="Re-classify tracks even if unchanged")] = False,
+    album_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="consensus: the tracks of an album get the album's genre; track: each its own",
+            show_default=_or_config("album_mode"),
+        ),
+    ] = None,
     verify: VerifyOption = False,
     db: DbOption = None,
     model: ModelOption = None,
@@ -145,6 +152,7 @@ def scan(
         workers=workers,
         max_windows=max_windows,
         tag_low_confidence=tag_low_confidence,
+        album_mode=album_mode,
     )
     roots, library = _roots_and_library(paths, settings, dry_run, verify, folders_only=False)
     summary = ScanSummary()
@@ -156,6 +164,7 @@ def scan(
         max_windows=settings.max_windows,
         follow_symlinks=settings.follow_symlinks,
         force=force,
+        album_mode=settings.album_mode,
     )
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -185,6 +194,8 @@ def scan(
                 progress.update(task, description="scanning", rate=rate, current=report.path.name)
                 if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG) and not (as_json or quiet):
                     stdout.print(_change_line(report), markup=False, highlight=False)
+                if report.album_note and not (as_json or quiet):
+                    stdout.print(f"{'album':>9}  {report.path}  {report.album_note}", markup=False, highlight=False)
         except ModelError as error:  # the workers could not load the model: nothing was classified
             raise _fail(error) from error
     _print_summary(summary, as_json)

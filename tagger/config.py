@@ -14,6 +14,7 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     id3_version = 4              # 3 writes ID3v2.3 with id3_separator joining several genres
     id3_separator = "; "
     hardlinks = "keep"           # keep: hard-linked files written in place; break: replaced (links become copies)
+    album_mode = "track"         # consensus: an album's tracks get the album's genre (mean); track: each its own
 
     [genres]                     # the owner's vocabulary (names match ignoring case, spaces, punctuation)
     allow = ["Rock", "Jazz", "Hip-Hop"]   # only these are ever written (omit: any)
@@ -86,6 +87,8 @@ class Settings:
     follow_symlinks: bool = False
     tag_low_confidence: bool = False
     hardlinks: Literal["keep", "break"] = "keep"  # keep: a hard-linked file is written in place, not replaced
+    # `tagger scan`; the daemon tags track by track. "track" by default: in the CV consensus cut coverage 0.39 -> 0.23
+    album_mode: Literal["consensus", "track"] = "track"
     watch: WatchSettings = field(default_factory=WatchSettings)
     genres: GenreRules = field(default_factory=GenreRules)
 

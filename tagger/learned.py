@@ -142,3 +142,34 @@ def stored_analyses(
                 embedding=embedding_from_bytes(embedding),
             )
     return analyses
+
+
+def outdated_writes(db: Database, vocabulary: Vocabulary, model_id: str, paths: list[str] | None = None) -> set[str]:
+    """Paths of unchanged-looking tracks to classify again (decoded) because the default moved on.
+
+    A classified track whose latest result is from another model (``model_id``) or another model
+    head than ``vocabulary``, and whose genre this tool wrote (its latest tag write applied, not
+    restored): its stored probabilities are the old head's, so only the audio can give the new
+    genres. Where the owner's genre was kept, or the owner restored it, the track is left alone.
+    A learned vocabulary is not concerned: it reads embeddings of its own model only.
+    """
+    if not vocabulary.needs_audio:
+        return set()
+    newer = aliased(Result)
+    latest = select(func.max(newer.id)).where(newer.track_id == Track.id).scalar_subquery()
+    write = aliased(TagWrite)
+    latest_write = select(func.max(write.id)).where(write.track_id == Track.id).scalar_subquery()
+    query = (
+        select(Track.path)
+        .join(Result, Result.id == latest)
+        .join(TagWrite, TagWrite.id == latest_write)
+        .where(
+            Track.status == TrackStatus.DONE,
+            TagWrite.status == TagWriteStatus.APPLIED,
+            or_(Result.model_id != model_id, Result.vocabulary != vocabulary.name),
+        )
+    )
+    if paths is not None:
+        query = query.where(Track.path.in_(paths))
+    with db.session() as session:
+        return set(session.scalars(query))

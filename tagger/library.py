@@ -62,6 +62,7 @@ class TrackReport:
     proposed: list[str] = field(default_factory=list)
     confidence: float | None = None
     reason: str = ""
+    album_note: str = ""  # album consensus: why this track's own genre is far from its album's
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,14 @@ class Vanished:
 
     paths: list[str] = field(default_factory=list)  # recorded tracks under a present root whose file is gone
     unmounted: dict[str, int] = field(default_factory=dict)  # missing or empty root -> its recorded tracks
+
+
+@dataclass(frozen=True)
+class AlbumChoice:
+    """Album consensus for one track: the album's mean probabilities, and whether the track is far from them."""
+
+    probabilities: np.ndarray  # (labels,)
+    far: bool = False
 
 
 @dataclass
@@ -276,19 +285,28 @@ class Library:
                     track.size, track.mtime_ns = state.size, state.mtime_ns
         return TrackReport(path, Outcome.FAILED, reason=reason)
 
-    def record(self, analysis: TrackAnalysis, root: Path, state: FileState) -> TrackReport:
-        """Store ``analysis`` and write the genre the policy allows."""
+    def record(
+        self, analysis: TrackAnalysis, root: Path, state: FileState, album: AlbumChoice | None = None
+    ) -> TrackReport:
+        """Store ``analysis`` and write the genre the policy allows (its album's, given ``album``)."""
         with self.db.writer_lock():
-            return self._record(analysis, root, state)
+            return self._record(analysis, root, state, album)
 
-    def _record(self, analysis: TrackAnalysis, root: Path, state: FileState) -> TrackReport:
+    def _record(
+        self, analysis: TrackAnalysis, root: Path, state: FileState, album: AlbumChoice | None = None
+    ) -> TrackReport:
         plan = _Plan(analysis, root, state, self.vocabulary.window_probabilities(analysis))
+        # The stored windows stay the track's own; only the decision reads the album's mean.
+        decided_from = plan.probabilities if album is None else album.probabilities[None, :]
         plan.genres = aggregate(
-            plan.probabilities, self.head, self.options.top_k, self.options.min_confidence, self.options.genres
+            decided_from, self.head, self.options.top_k, self.options.min_confidence, self.options.genres
         )
         report = TrackReport(
             analysis.path, Outcome.UNCHANGED, proposed=list(plan.genres.chosen), confidence=plan.genres.top.confidence
         )
+        if album is not None and album.far:
+            own = aggregate(plan.probabilities, self.head, 1).top
+            report.album_note = f"far from its album's genre: alone {own.genre} {own.confidence:.2f}"
         try:
             tags = self._open_tags(analysis.path)
             plan.existing = tags.read_genres()

@@ -15,19 +15,26 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Literal
 
-from tagger.errors import FileError, ModelError
+import numpy as np
+
+from tagger.album import AlbumTrack, album_tags, consensus
+from tagger.errors import FileError, ModelError, TagReadError, UnsupportedFormatError
 from tagger.files import not_regular_reason, os_reason, unsupported_reason
-from tagger.learned import stored_analyses
-from tagger.library import FileState, Library, Outcome, TrackReport
+from tagger.learned import outdated_writes, stored_analyses
+from tagger.library import AlbumChoice, FileState, Library, Outcome, TrackReport
 from tagger.lifetime import die_with_parent_thread, exit_with_parent_process
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import TrackAnalysis, analyse_track
+from tagger.tags import open_tags
 from tagger.tags.base import BEING_WRITTEN, being_written
 from tagger.walk import iter_audio_files
 
 Analysed = TrackAnalysis | FileError
 Retag = tuple[Path, FileState, TrackAnalysis]  # root, state, analysis rebuilt from the database (no audio)
+Todo = tuple[Path, Path, FileState]  # root, path, state
+AlbumMode = Literal["consensus", "track"]
 DEFAULT_TIMEOUT = 300.0  # seconds per track before a worker is presumed hung
 
 
@@ -124,6 +131,7 @@ class Scanner:
         force: bool = False,
         isolate: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
+        album_mode: AlbumMode = "track",
     ) -> None:
         self.library = library
         self.workers = max(1, workers)
@@ -133,6 +141,7 @@ class Scanner:
         self.force = force
         self.isolate = isolate  # decode in worker processes, so a crashing or hanging decoder costs one track
         self.timeout = timeout
+        self.album_mode = album_mode  # consensus: a folder's albums are decided together once all are analysed
         self._pool: ProcessPoolExecutor | None = None
         self._classifier: Classifier | None = None
 
@@ -185,15 +194,51 @@ class Scanner:
         yield from done
         for root, state, analysis in retag:
             yield self.library.record(analysis, root, state)
-        for (root, path, state), analysed in zip(todo, self._analyse_all([p for _, p, _ in todo]), strict=True):
-            yield self._record(root, path, state, analysed)
+        analysed = zip(todo, self._analyse_all([p for _, p, _ in todo]), strict=True)
+        if self.album_mode == "consensus":
+            yield from self._record_by_folder(analysed)
+            return
+        for (root, path, state), result in analysed:
+            yield self._record(root, path, state, result)
+
+    def _record_by_folder(self, analysed: Iterable[tuple[Todo, Analysed]]) -> Iterator[TrackReport]:
+        """Album consensus: the walk yields files sorted per folder, so a folder's tracks are held until
+        the next folder starts, then decided together (each still recorded and written once)."""
+        folder: list[tuple[Todo, Analysed]] = []
+        for item in analysed:
+            if folder and item[0][1].parent != folder[0][0][1].parent:
+                yield from self._record_albums(folder)
+                folder = []
+            folder.append(item)
+        yield from self._record_albums(folder)
+
+    def _record_albums(self, items: list[tuple[Todo, Analysed]]) -> Iterator[TrackReport]:
+        tracks: list[AlbumTrack] = []
+        positions: list[int] = []
+        for position, ((_, path, _), analysis) in enumerate(items):
+            if isinstance(analysis, FileError):
+                continue
+            try:
+                tags = album_tags(open_tags(path).read_other_tags())
+            except (TagReadError, UnsupportedFormatError, FileError, OSError):
+                tags = {}  # the track is decided on its own; recording it reports the tag problem
+            probabilities = self.library.vocabulary.window_probabilities(analysis).astype(np.float64).mean(axis=0)
+            tracks.append(AlbumTrack(folder=str(path.parent), name=path.name, probabilities=probabilities, **tags))
+            positions.append(position)
+        choices: dict[int, AlbumChoice] = {}
+        for decision in consensus(tracks):
+            for member in decision.members:
+                choices[positions[member]] = AlbumChoice(decision.probabilities, member in decision.far)
+        for position, ((root, path, state), analysis) in enumerate(items):
+            yield self._record(root, path, state, analysis, choices.get(position))
 
     def plan(
         self, files: Iterable[tuple[Path, Path]]
     ) -> tuple[list[tuple[Path, Path, FileState]], list[TrackReport], list[Retag]]:
         """Stat everything: what needs classifying, the reports for what does not, and the unchanged
         tracks re-tagged from their stored result (never decoded again): decided with other options
-        (policy, top-k, ...) than now, or to be tagged in a learned vocabulary from their embedding."""
+        (policy, top-k, ...) than now, or to be tagged in a learned vocabulary from their embedding.
+        Unchanged tracks whose genre the tool wrote from another model or head are classified again."""
         # a daemon batch: look up just these
         paths = [str(path) for _, path in files] if isinstance(files, list | tuple) and len(files) <= 500 else None
         known = self.library.known_states(paths)
@@ -205,6 +250,9 @@ class Scanner:
                 library.db, library.vocabulary, library.card.model_id, library.options.decided_with, paths
             )
         )
+        outdated = (
+            set() if self.force else outdated_writes(library.db, library.vocabulary, library.card.model_id, paths)
+        )
         retag: list[Retag] = []
         todo: list[tuple[Path, Path, FileState]] = []
         done: list[TrackReport] = []
@@ -215,7 +263,9 @@ class Scanner:
                 done.append(self.library.record_failure(path, root, f"cannot stat: {os_reason(error)}", None))
                 continue
             state = FileState.from_stat(st)
-            unchanged = not self.force and self.library.is_unchanged(known.get(str(path)), state)
+            unchanged = (
+                not self.force and self.library.is_unchanged(known.get(str(path)), state) and str(path) not in outdated
+            )
             # Judged before anything opens it: a FIFO would block the move fingerprint or a decoder.
             refused = not_regular_reason(st.st_mode) or unsupported_reason(path)
             if refused:
@@ -242,7 +292,9 @@ class Scanner:
             todo.append((root, path, state))
         return todo, done, retag
 
-    def _record(self, root: Path, path: Path, state: FileState, analysed: Analysed) -> TrackReport:
+    def _record(
+        self, root: Path, path: Path, state: FileState, analysed: Analysed, album: AlbumChoice | None = None
+    ) -> TrackReport:
         if isinstance(analysed, FileError):
             return self.library.record_failure(path, root, analysed.reason, state)
         try:
@@ -254,7 +306,7 @@ class Scanner:
                 return TrackReport(path, Outcome.SKIPPED, reason="handled meanwhile by another tagger process")
             # Someone is still writing it: record nothing; its new size/mtime make the next run retry.
             return TrackReport(path, Outcome.FAILED, reason="changed while being read; next run retries")
-        return self.library.record(analysed, root, state)
+        return self.library.record(analysed, root, state, album)
 
     def _analyse_all(self, paths: list[Path]) -> Iterator[Analysed]:
         """Results in input order; a few tracks in flight per worker at most (bounded memory)."""

@@ -27,6 +27,7 @@ BAD_CONFIGS = [
     ("max_windows = -1", "max_windows: expected an integer >= 1, got -1"),
     ("id3_version = 2", "id3_version: expected 3 or 4, got 2"),
     ('id3_separator = ""', 'id3_separator: expected a non-empty string, got ""'),
+    ('album_mode = "album"', 'album_mode: expected "consensus" or "track", got "album"'),
     ("roots = [1]", "roots: expected a list of strings, got [1]"),
     ('policy = "kep"', 'policy: expected one of "keep", "overwrite", "merge", got "kep"'),
     ("workers = true", "workers: expected an integer >= 1, got true"),
@@ -40,6 +41,7 @@ BAD_FLAGS = [
     (["--top-k", "0"], "--top-k: expected an integer >= 1, got 0"),
     (["--min-confidence", "7"], "--min-confidence: expected a number from 0 to 1, got 7.0"),
     (["--max-windows", "-1"], "--max-windows: expected an integer >= 1, got -1"),
+    (["--album-mode", "albums"], '--album-mode: expected "consensus" or "track", got "albums"'),
 ]
 
 

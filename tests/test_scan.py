@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mutagen.flac import FLAC
 from sqlalchemy import func, select
 
 from tagger import scan as scan_module
@@ -348,3 +350,95 @@ def test_a_file_of_2_gib_or_more_does_not_stop_the_scan(
     with database.session() as session:
         assert session.scalar(select(Track.size).where(Track.path == str(huge))) == 5 * 2**29
     assert run_scan(database, tiny_card, root).counts == {Outcome.SKIPPED: 2}
+
+
+def _old_default_card(tmp_path: Path, change: str) -> tuple[ModelCard, ModelCard]:
+    """(old, new) cards over the tiny model: the old default differs in model version or in head,
+    and writes its genres with an ``Old`` prefix, so a track re-classified by the new one shows it."""
+    folder = tmp_path / f"cards-{change}"
+    folder.mkdir()
+    shutil.copy(TINY_CARD.with_suffix(".tflite"), folder / "tiny.tflite")
+    raw = json.loads(TINY_CARD.read_text())
+    head = raw["heads"]["synthetic"]
+    old_head = head | {"tag_names": {label: "Old" + label for label in head["labels"]}}
+    old, new = json.loads(json.dumps(raw)), raw
+    old.pop("float_model_file", None)
+    new.pop("float_model_file", None)
+    if change == "model":
+        old["version"] = "0"
+        old["heads"]["synthetic"] = old_head
+    else:
+        old["heads"]["previous"] = old_head
+        old["default_head"] = "previous"
+    (folder / "old.json").write_text(json.dumps(old | {"model_file": "tiny.tflite"}))
+    (folder / "new.json").write_text(json.dumps(new | {"model_file": "tiny.tflite"}))
+    return load_card(folder / "old.json"), load_card(folder / "new.json")
+
+
+@pytest.mark.parametrize("change", ["model", "head"])
+def test_genres_the_old_default_wrote_are_replaced_by_the_new_default_on_the_next_scan(
+    format_library: Path, database: Database, tmp_path: Path, change: str
+) -> None:
+    root = tmp_path / "music"
+    root.mkdir()
+    names = sorted(p.name for p in format_library.iterdir() if p.suffix in (".flac", ".mp3", ".ogg"))
+    for name in names:
+        shutil.copy(format_library / name, root / name)
+    owners = root / names[0]
+    open_tags(owners).write_genres(["Chanson"])  # the owner's genre: policy keep protects it
+    old, new = _old_default_card(tmp_path, change)
+    assert (old.model_id != new.model_id) == (change == "model")
+
+    first = run_scan(database, old, root)
+    assert first.counts == {Outcome.TAGGED: len(names) - 1, Outcome.KEPT: 1}, first.failures
+    assert all(open_tags(root / n).read_genres()[0].startswith("Old") for n in names[1:])
+
+    second = run_scan(database, new, root)  # unchanged files: without the rule all would be skipped
+    assert second.counts == {Outcome.TAGGED: len(names) - 1, Outcome.SKIPPED: 1}, second.failures
+    for name in names[1:]:
+        assert open_tags(root / name).read_genres() == [name.split("-")[0]]
+    assert open_tags(owners).read_genres() == ["Chanson"]
+    assert run_scan(database, new, root).counts == {Outcome.SKIPPED: len(names)}
+
+
+def _album_folder(root: Path, genres: list[str], **tags: str) -> list[Path]:
+    paths = []
+    for number, genre in enumerate(genres, start=1):
+        path = make_track(root / f"{genre}-{number}.flac", genre=genre, seconds=6.0, seed=number)
+        flac = FLAC(path)
+        for key, value in tags.items():
+            flac[key] = value
+        flac.save()
+        paths.append(path)
+    return paths
+
+
+def test_album_consensus_gives_an_albums_tracks_its_genre_and_reports_the_far_one(
+    tmp_path: Path, tiny_card: ModelCard
+) -> None:
+    root = tmp_path / "music"
+    album = _album_folder(root / "album", ["techno", "techno", "drone"], album="Night", albumartist="DJ")
+    inbox = [  # a flat folder of unrelated files: never one album
+        *_album_folder(root / "inbox", ["techno"], artist="DJ"),
+        *_album_folder(root / "inbox", ["chimes"], artist="Bells"),
+    ]
+    database = Database(f"sqlite:///{tmp_path / 'album.db'}")
+    library = Library(database, tiny_card, TagOptions())
+    with Scanner(library, isolate=False, album_mode="consensus") as scanner:
+        reports = {report.path: report for report in scanner.scan([root])}
+    assert {r.outcome for r in reports.values()} == {Outcome.TAGGED}
+    assert [open_tags(p).read_genres() for p in album] == [["techno"]] * 3  # alone, the last one is drone
+    assert [bool(reports[p].album_note) for p in album] == [False, False, True]
+    assert "alone drone" in reports[album[2]].album_note
+    assert [open_tags(p).read_genres() for p in inbox] == [["techno"], ["chimes"]]
+    with database.session() as session:  # one write per file
+        assert session.scalar(select(func.count(TagWrite.id))) == 5
+
+    alone = tmp_path / "alone"
+    shutil.copytree(root, alone)
+    for path in alone.rglob("*.flac"):
+        open_tags(path).write_genres([])
+    track_db = Database(f"sqlite:///{tmp_path / 'track.db'}")
+    with Scanner(Library(track_db, tiny_card, TagOptions()), isolate=False, album_mode="track") as scanner:
+        assert {r.outcome for r in scanner.scan([alone])} == {Outcome.TAGGED}
+    assert open_tags(alone / "album" / album[2].name).read_genres() == ["drone"]

@@ -23,12 +23,15 @@ def genres(
     cache_dir: Path | None = typer.Option(None, help="Backbone outputs cache (default: the trainer's cache dir)."),
     folds: int = typer.Option(5, min=2, help="Artist-grouped CV folds."),
     repeats: int = typer.Option(3, min=1, help="CV repeats (reshuffled groups)."),
-    target_precision: float = typer.Option(0.80, min=0.0, max=1.0, help="First-genre precision the abstain aims at."),
-    classical_limit: int = typer.Option(34, min=0, help="GTZAN classical clips with index below this (0: all)."),
+    target_precision: float = typer.Option(0.75, min=0.0, max=1.0, help="First-genre precision the abstain aims at."),
+    classical_limit: int = typer.Option(0, min=0, help="GTZAN classical clips with index below this (0: all)."),
     outer_windows: bool = typer.Option(
         True, help="AllMusic: all 4 spread windows (off: the middle 2 only, half the CPU per clip)."
     ),
     cached_only: bool = typer.Option(False, help="AllMusic: use only clips whose outputs are already cached."),
+    windows: str = typer.Option(
+        "spread", help="Windows per clip: spread (the card's max_windows, as a default scan) or all (every window)."
+    ),
     seed: int = typer.Option(0, help="Seed of the folds."),
 ) -> None:
     """Fit the genres head (linear over the model's embedding + taggram) with artist-grouped CV; optionally ship it."""
@@ -36,13 +39,19 @@ def genres(
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: threads only spin on a busy machine
     from trainer.cli import default_cache_dir
+    from trainer.genre_outputs import WindowSet
     from trainer.genres_run import GenreOptions, run
 
+    if windows not in ("spread", "all"):
+        raise typer.BadParameter(f"expected spread or all, got {windows!r}", param_hint="--windows")
+    window_set: tuple[WindowSet, ...] = (windows,)  # type: ignore[assignment]
+    if windows == "spread" and not outer_windows:
+        window_set = ("spread-mid",)
     options = GenreOptions(
         allmusic=allmusic, gtzan=gtzan, out=out, cache_dir=cache_dir or default_cache_dir() / "genre-outputs",
         model=model, folds=folds, repeats=repeats, target_precision=target_precision,
         classical_limit=classical_limit or None, seed=seed, ship=ship, cached_only=cached_only,
-        allmusic_sets=("spread-mid", "spread-outer") if outer_windows else ("spread-mid",),
+        allmusic_sets=window_set, gtzan_sets=(windows,),  # type: ignore[arg-type]
         log=lambda message: console.log(message),
     )  # fmt: skip
     result = run(options)
