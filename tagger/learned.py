@@ -161,8 +161,9 @@ def outdated_writes(db: Database, vocabulary: Vocabulary, model_id: str, paths: 
     latest_write = select(func.max(write.id)).where(write.track_id == Track.id).scalar_subquery()
     query = (
         select(Track.path)
-        .join(Result, Result.id == latest)
-        .join(TagWrite, TagWrite.id == latest_write)
+        # track_id spelled out too: the same rows, and the planner sees how the tables connect
+        .join(Result, and_(Result.track_id == Track.id, Result.id == latest))
+        .join(TagWrite, and_(TagWrite.track_id == Track.id, TagWrite.id == latest_write))
         .where(
             Track.status == TrackStatus.DONE,
             TagWrite.status == TagWriteStatus.APPLIED,
