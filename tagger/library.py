@@ -35,7 +35,7 @@ from tagger.store.db import insert_if_absent
 from tagger.tags import GenreTags, open_tags
 from tagger.tags.base import finish_in_place, leftover_temps
 from tagger.vocabulary import Vocabulary, resolve_vocabulary
-from tagger.walk import canonical_path
+from tagger.walk import canonical_path, is_under
 
 _FINGERPRINT_BLOCK = 1 << 16
 
@@ -236,8 +236,7 @@ class Library:
         known = [path for path, (_, _, status) in self.known_states().items() if status != TrackStatus.GONE]
         found = Vanished()
         for root in roots:
-            prefix = str(root).rstrip(os.sep) + os.sep
-            inside = [path for path in known if path.startswith(prefix)]
+            inside = [path for path in known if path != str(root) and is_under(path, [root])]  # inside, not the root
             if not inside:
                 continue
             try:
