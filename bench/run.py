@@ -229,7 +229,7 @@ class Corpus:
 
 def _stereo_track(genre: str, seconds: float, seed: int) -> np.ndarray:
     """Music-like stereo: the synthetic genre in 60-second sections, the channels two variations of it."""
-    from trainer.synthetic import render
+    from tagger.train.synthetic import render
 
     sections = []
     for section in range(int(np.ceil(seconds / 60.0))):
@@ -673,7 +673,7 @@ def bench_naive(bench: Bench, corpus: Corpus, scans: dict[int, dict[str, float]]
     if isinstance(checkpoint, Unavailable):
         bench.add(Row(f"{title} (CPU/track)", "skipped", note=checkpoint.reason))
         return
-    from trainer.pretrained import ENV_DIR
+    from tagger.train.pretrained import ENV_DIR
 
     keras = _child(bench, "keras", corpus.tracks[:2], env={ENV_DIR: checkpoint})
     bench.raw["naive_keras"] = keras
@@ -719,7 +719,7 @@ def _keras_checkpoint(bench: Bench) -> str | Unavailable:
         return Unavailable(f"card {name!r} ships no Keras model (musicnn's backbone is rebuilt from its checkpoint)")
     if importlib.util.find_spec("tensorflow") is None:
         return Unavailable("needs TensorFlow: pip install .[train]")
-    from trainer.pretrained import PretrainedNotFound, locate_checkpoint
+    from tagger.train.pretrained import PretrainedNotFound, locate_checkpoint
 
     try:
         return locate_checkpoint(download=False)
@@ -851,7 +851,7 @@ def child_keras(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from tagger.model import load_card
-    from trainer.networks.musicnn import load_pretrained
+    from tagger.train.networks.musicnn import load_pretrained
 
     threadpool_limits(1, user_api="blas")
     tf.config.threading.set_intra_op_parallelism_threads(1)  # one core, as the tagger's worker

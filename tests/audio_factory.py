@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from trainer.synthetic import RECIPES, render
+from tagger.train.synthetic import RECIPES, render
 
 # extension -> (soundfile format, subtype); None = made by ffmpeg
 SOUNDFILE_FORMATS: dict[str, tuple[str, str] | None] = {
@@ -60,7 +60,7 @@ def make_track(
     seed: int = 0,
     stereo: bool = False,
 ) -> Path:
-    """A synthetic track of ``genre`` (see ``trainer.synthetic.RECIPES``) written as ``path``."""
+    """A synthetic track of ``genre`` (see ``tagger.train.synthetic.RECIPES``) written as ``path``."""
     assert genre in RECIPES, genre
     mono = render(genre, seconds, sample_rate, seed)
     samples = np.stack([mono, mono * 0.8], axis=1) if stereo else mono

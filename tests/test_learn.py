@@ -46,10 +46,10 @@ from tagger.report import build_report
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Track
 from tagger.tags import open_tags
+from tagger.train.synthetic import RECIPES
 from tagger.vocabulary import ModelVocabulary, resolve_vocabulary, vocabularies_dir
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
-from trainer.synthetic import RECIPES
 
 # ------------------------------------------------------------------------------------ the normaliser
 

@@ -25,10 +25,10 @@ from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database
 from tagger.tags import open_tags
 from tagger.tags.grouping import Grouping, read_grouping
+from tagger.train.synthetic import RECIPES
 from tagger.vocabulary import vocabularies_dir
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
-from trainer.synthetic import RECIPES
 
 GENRES = {"drone": "Drone", "techno": "Techno", "chimes": "Chimes"}
 TRACKS = 12

@@ -1,0 +1,269 @@
+"""Zero-shot genre check of the MSD_musicnn port on GTZAN clips, and its int8 TFLite conversion.
+
+MSD_musicnn was never trained on GTZAN, but seven GTZAN genres have a last.fm tag of the same
+meaning among its 50 outputs. Restricting the ranking to the genre-like tags and asking whether
+a clip's genre is among the top 3 checks that the port (and its int8 conversion) still hears
+music the way the authors' network does, without any training of our own.
+
+Run as ``python -m tagger.train.zero_shot GTZAN_DIR [--int8 OUT.tflite]``; :func:`run` is the
+function behind it, for the project's CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tagger.audio import AUDIO_EXTENSIONS, decode
+from tagger.features import log_mel, split_windows
+from tagger.train.networks.musicnn import MUSICNN_FEATURES
+from tagger.train.pretrained import MSD_LABELS
+
+# The GTZAN genres MSD names, and the MSD tags that count as a hit for each.
+GTZAN_TO_MSD: dict[str, tuple[str, ...]] = {
+    "blues": ("blues",),
+    "jazz": ("jazz",),
+    "pop": ("pop",),
+    "rock": ("rock", "classic rock"),
+    "hiphop": ("Hip-Hop",),
+    "metal": ("metal", "heavy metal"),
+    "country": ("country",),
+}
+
+# The genre / style tags among the 50. Left out: moods (beautiful, Mellow, chill, sad, happy,
+# sexy, catchy, party), decades (00s ... 60s, oldies), voices (female/male vocalist(s)) and
+# instrumentation (guitar, acoustic, instrumental), which say nothing about genre.
+GENRE_TAGS: tuple[str, ...] = (
+    "rock", "pop", "alternative", "indie", "electronic", "dance", "alternative rock", "jazz", "metal",
+    "chillout", "classic rock", "soul", "indie rock", "electronica", "folk", "punk", "blues", "hard rock",
+    "ambient", "experimental", "Hip-Hop", "country", "easy listening", "funk", "electro", "heavy metal",
+    "Progressive rock", "rnb", "indie pop", "House",
+)  # fmt: skip
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+"""Windows ``(n, 187, 96)`` float32 -> tag probabilities ``(n, 50)``."""
+
+
+@dataclass
+class Clip:
+    """One labelled clip and its network input windows."""
+
+    genre: str
+    path: Path
+    windows: np.ndarray  # (n, 187, 96)
+
+
+@dataclass
+class ClipResult:
+    genre: str
+    path: Path
+    scores: np.ndarray  # (50,) mean sigmoid over the clip's windows
+    top: tuple[str, ...]  # best genre-like tags, best first
+
+
+@dataclass
+class ZeroShotReport:
+    """Per-clip rankings and per-genre top-k agreement."""
+
+    results: list[ClipResult] = field(default_factory=list)
+    top_k: int = 3
+
+    def hits(self) -> dict[str, tuple[int, int]]:
+        """``genre -> (clips whose top k holds a matching tag, clips)`` for the genres MSD names."""
+        counts: dict[str, list[int]] = {}
+        for result in self.results:
+            accepted = GTZAN_TO_MSD.get(result.genre)
+            if accepted is None:
+                continue
+            entry = counts.setdefault(result.genre, [0, 0])
+            entry[0] += any(tag in accepted for tag in result.top[: self.top_k])
+            entry[1] += 1
+        return {genre: (hit, total) for genre, (hit, total) in counts.items()}
+
+    def total(self) -> tuple[int, int]:
+        per_genre = self.hits().values()
+        return sum(h for h, _ in per_genre), sum(n for _, n in per_genre)
+
+    def top1_by_genre(self) -> dict[str, collections.Counter[str]]:
+        """How often each genre-like tag comes first, per GTZAN genre (also the unmapped ones)."""
+        table: dict[str, collections.Counter[str]] = {}
+        for result in self.results:
+            table.setdefault(result.genre, collections.Counter())[result.top[0]] += 1
+        return table
+
+    def summary(self) -> str:
+        lines = []
+        for genre, (hit, total) in self.hits().items():
+            lines.append(f"{genre:>10}: {hit}/{total} top-{self.top_k} contain {'/'.join(GTZAN_TO_MSD[genre])}")
+        hit, total = self.total()
+        lines.append(f"{'total':>10}: {hit}/{total}")
+        for genre, counter in self.top1_by_genre().items():
+            if genre not in GTZAN_TO_MSD:
+                common = ", ".join(f"{tag} {n}" for tag, n in counter.most_common(4))
+                lines.append(f"{genre:>10}: top-1 {common} (of {sum(counter.values())})")
+        return "\n".join(lines)
+
+
+def clip_windows(path: Path) -> np.ndarray:
+    """Consecutive 3-s windows of ``path`` (a clip shorter than one window gives one, padded)."""
+    return split_windows(log_mel(decode(path, MUSICNN_FEATURES.sample_rate), MUSICNN_FEATURES), MUSICNN_FEATURES)
+
+
+def gtzan_paths(root: Path, genres: Iterable[str] | None = None) -> list[tuple[str, Path]]:
+    """``(genre, path)`` for audio files in ``root/<genre>/``, sorted."""
+    wanted = set(genres) if genres is not None else None
+    found: list[tuple[str, Path]] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if wanted is not None and folder.name not in wanted:
+            continue
+        found.extend((folder.name, f) for f in sorted(folder.iterdir()) if f.suffix.lower() in AUDIO_EXTENSIONS)
+    return found
+
+
+def load_clips(root: Path, genres: Iterable[str] | None = None) -> list[Clip]:
+    """Decode every clip once; the windows are reused by each model compared."""
+    return [Clip(genre, path, clip_windows(path)) for genre, path in gtzan_paths(root, genres)]
+
+
+def evaluate(
+    clips: Sequence[Clip], predict: Predictor, genre_tags: Sequence[str] = GENRE_TAGS, top_k: int = 3
+) -> ZeroShotReport:
+    """Rank ``genre_tags`` by mean sigmoid over each clip's windows; count top-k agreement."""
+    columns = np.array([MSD_LABELS.index(tag) for tag in genre_tags])
+    report = ZeroShotReport(top_k=top_k)
+    for clip in clips:
+        scores = predict(clip.windows).mean(axis=0)
+        order = np.argsort(-scores[columns], kind="stable")
+        report.results.append(ClipResult(clip.genre, clip.path, scores, tuple(genre_tags[i] for i in order)))
+    return report
+
+
+def keras_predictor(model: Any, batch_size: int = 64) -> Predictor:
+    """Taggram of a :func:`~tagger.train.networks.musicnn.build_musicnn` model, in inference mode."""
+
+    def predict(windows: np.ndarray) -> np.ndarray:
+        chunks = [
+            np.asarray(model(windows[s : s + batch_size], training=False)["taggram"])
+            for s in range(0, len(windows), batch_size)
+        ]
+        return np.concatenate(chunks)
+
+    return predict
+
+
+class TFLitePredictor:
+    """Runs a (float or int8) TFLite port through ai_edge_litert, quantizing in and dequantizing out."""
+
+    def __init__(self, model_path: Path, output: str = "taggram") -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_path=str(model_path), num_threads=2)
+        self._runner = self._interpreter.get_signature_runner()
+        self._input_name = next(iter(self._runner.get_input_details()))
+        self._input = self._runner.get_input_details()[self._input_name]
+        self._output_name = output
+        self._output = self._runner.get_output_details()[output]
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        x = np.asarray(windows, dtype=np.float32)
+        if self._input["dtype"] == np.int8:
+            scale, zero_point = self._input["quantization"]
+            x = np.clip(np.round(x / scale + zero_point), -128, 127).astype(np.int8)
+        # The signature runner resizes the (dynamic) batch dimension to the input's.
+        y = self._runner(**{self._input_name: x})[self._output_name]
+        if self._output["dtype"] == np.int8:
+            scale, zero_point = self._output["quantization"]
+            return (y.astype(np.float32) - zero_point) * scale
+        return np.asarray(y, dtype=np.float32)
+
+
+def representative_windows(clips: Sequence[Clip], limit: int = 300, seed: int = 0) -> np.ndarray:
+    """Up to ``limit`` windows drawn evenly from ``clips``, to calibrate int8 ranges."""
+    from tagger.train.convert import representative
+
+    return np.concatenate(representative(np.concatenate([clip.windows for clip in clips]), count=limit, seed=seed))
+
+
+def convert_int8(model: Any, calibration: np.ndarray, out_path: Path, rearrange: bool = True) -> Path:
+    """Full-integer int8 TFLite of the port (outputs taggram + embedding), dynamic batch dimension.
+
+    ``rearrange`` converts :func:`~tagger.train.networks.musicnn.integer_friendly` of the port (same
+    function, laid out so int8 keeps its accuracy); ``False`` converts the port's own layout,
+    which loses much of it (kept for comparison).
+    """
+    from tagger.train.convert import full_integer_int8
+    from tagger.train.networks.musicnn import integer_friendly
+
+    if rearrange:
+        model = integer_friendly(model)
+    flatbuffer = full_integer_int8(model, [window[None].astype(np.float32) for window in calibration])
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(flatbuffer)
+    return out_path
+
+
+def top1_agreement(a: Sequence[ClipResult], b: Sequence[ClipResult], all_tags: bool = False) -> float:
+    """Fraction of clips whose best tag (genre-like, or among all 50) is the same in two reports."""
+    if all_tags:
+        same = [int(np.argmax(x.scores)) == int(np.argmax(y.scores)) for x, y in zip(a, b, strict=True)]
+    else:
+        same = [x.top[0] == y.top[0] for x, y in zip(a, b, strict=True)]
+    return float(np.mean(same)) if same else float("nan")
+
+
+def run(
+    root: Path,
+    int8_out: Path | None = None,
+    calibration_genres: Sequence[str] = ("classical", "disco", "reggae"),
+    download: bool = True,
+) -> str:
+    """Zero-shot figures for the float port (and, with ``int8_out``, its int8 TFLite); returns the text.
+
+    Calibration windows come from ``calibration_genres`` (by default the genres MSD has no tag
+    for, so the clips scored are not the ones that set the int8 ranges).
+    """
+    from tagger.train.networks.musicnn import load_pretrained
+
+    started = time.monotonic()
+    model, load = load_pretrained(download=download)
+    clips = load_clips(root)
+    float_report = evaluate(clips, keras_predictor(model))
+    lines = [
+        f"MSD_musicnn port: {load.parameters} parameters; {len(clips)} clips, "
+        f"{sum(len(c.windows) for c in clips)} windows",
+        "float (Keras):",
+        float_report.summary(),
+    ]
+    if int8_out is not None:
+        calibration = representative_windows([c for c in clips if c.genre in set(calibration_genres)])
+        convert_int8(model, calibration, int8_out)
+        int8_report = evaluate(clips, TFLitePredictor(int8_out))
+        float_results, int8_results = float_report.results, int8_report.results
+        lines += [
+            f"int8 TFLite: {int8_out} ({int8_out.stat().st_size} bytes, {len(calibration)} calibration windows "
+            f"from {', '.join(calibration_genres)})",
+            int8_report.summary(),
+            f"float vs int8 top-1 agreement: genre-like tags {top1_agreement(float_results, int8_results):.3f}, "
+            f"all 50 tags {top1_agreement(float_results, int8_results, all_tags=True):.3f}",
+        ]
+    lines.append(f"({time.monotonic() - started:.0f} s)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("root", type=Path, help="folder of <genre>/<clip> audio files (GTZAN layout)")
+    parser.add_argument("--int8", type=Path, default=None, help="also convert to int8 TFLite at this path")
+    args = parser.parse_args(argv)
+    print(run(args.root, args.int8))
+
+
+if __name__ == "__main__":
+    main()

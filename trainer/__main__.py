@@ -1,5 +1,0 @@
-"""``python -m trainer`` = ``tagger-train``."""
-
-from trainer.cli import main
-
-main()
