@@ -673,7 +673,7 @@ def bench_naive(bench: Bench, corpus: Corpus, scans: dict[int, dict[str, float]]
     if isinstance(checkpoint, Unavailable):
         bench.add(Row(f"{title} (CPU/track)", "skipped", note=checkpoint.reason))
         return
-    from tagger.train.pretrained import ENV_DIR
+    from tagger.train.musicnn.pretrained import ENV_DIR
 
     keras = _child(bench, "keras", corpus.tracks[:2], env={ENV_DIR: checkpoint})
     bench.raw["naive_keras"] = keras
@@ -719,7 +719,7 @@ def _keras_checkpoint(bench: Bench) -> str | Unavailable:
         return Unavailable(f"card {name!r} ships no Keras model (musicnn's backbone is rebuilt from its checkpoint)")
     if importlib.util.find_spec("tensorflow") is None:
         return Unavailable("needs TensorFlow: pip install .[train]")
-    from tagger.train.pretrained import PretrainedNotFound, locate_checkpoint
+    from tagger.train.musicnn.pretrained import PretrainedNotFound, locate_checkpoint
 
     try:
         return locate_checkpoint(download=False)
@@ -851,7 +851,7 @@ def child_keras(model: str, repeat: int, files: list[Path]) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from tagger.model import load_card
-    from tagger.train.networks.musicnn import load_pretrained
+    from tagger.train.musicnn.port import load_pretrained
 
     threadpool_limits(1, user_api="blas")
     tf.config.threading.set_intra_op_parallelism_threads(1)  # one core, as the tagger's worker

@@ -13,8 +13,8 @@ from typing import Any
 
 from tagger.features import FeatureParams
 from tagger.model import CARD_SCHEMA_VERSION, ModelCard
-from tagger.train.configs import Config
-from tagger.train.networks.paper import EMBEDDING
+from tagger.train.paper.cnn import EMBEDDING
+from tagger.train.paper.configs import Config
 
 TRAINER_VERSION = "0.1.0"
 

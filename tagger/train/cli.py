@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tagger.train import configs
+from tagger.train.paper import configs
 
 app = typer.Typer(help="Train, evaluate and convert genre-tagger models.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
@@ -71,8 +71,8 @@ def run(
     ),
 ) -> None:
     """Train a configuration, evaluate it, convert it to int8 TFLite and write its card and report."""
-    from tagger.train.experiment import Options
-    from tagger.train.experiment import run as run_experiment
+    from tagger.train.paper.experiment import Options
+    from tagger.train.paper.experiment import run as run_experiment
 
     try:
         chosen = configs.get(config)
@@ -126,11 +126,11 @@ def list_configs() -> None:
     Console().print(table)
 
 
-from tagger.train.transfer_cli import transfer  # noqa: E402 - the musicnn-transfer command (tagger/train/transfer.py)
+from tagger.train.transfer_cli import transfer  # noqa: E402 - the musicnn-transfer command (tagger/train/musicnn/transfer.py)
 
 app.command("transfer")(transfer)
 
-from tagger.train.genres_cli import genres  # noqa: E402 - the genres head (tagger/train/genres_run.py)
+from tagger.train.genres_cli import genres  # noqa: E402 - the genres head (tagger/train/musicnn/genres/run.py)
 
 app.command("genres")(genres)
 

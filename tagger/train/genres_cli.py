@@ -39,8 +39,8 @@ def genres(
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: threads only spin on a busy machine
     from tagger.train.cli import default_cache_dir
-    from tagger.train.genre_outputs import WindowSet
-    from tagger.train.genres_run import GenreOptions, run
+    from tagger.train.musicnn.genres.outputs import WindowSet
+    from tagger.train.musicnn.genres.run import GenreOptions, run
 
     if windows not in ("spread", "all"):
         raise typer.BadParameter(f"expected spread or all, got {windows!r}", param_hint="--windows")

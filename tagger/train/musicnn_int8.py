@@ -2,7 +2,7 @@
 
 Measured on GTZAN windows (relative error of the 200-d embedding, int8 vs float):
 
-* full-integer int8 of :func:`~tagger.train.networks.musicnn.integer_friendly`: ~30-37%. The taggram's
+* full-integer int8 of :func:`~tagger.train.musicnn.port.integer_friendly`: ~30-37%. The taggram's
   rankings survive (zero-shot top-3 is fine) but a linear genre head flips ~10% of tracks. Almost all
   of it enters through the residual mid-end's *mean* pooling (``cnn2``, ``cnn3``): the back-end batch
   norm multiplies those channels' means by up to ~120, i.e. their variation across windows is
@@ -15,7 +15,7 @@ Measured on GTZAN windows (relative error of the 200-d embedding, int8 vs float)
   network's 1.3 G multiply-adds), the rest in float32: ~4% (equalising those blocks' channel ranges,
   tried, gains a few tenths of a point; int8 for timbral_74 alone still gives ~3.5%: the mid-end's
   high-gain means amplify any front-end rounding). That is what :func:`selective_int8` builds, on
-  :func:`~tagger.train.networks.musicnn.fast_layout` (im2col + one matrix multiply per timbral block, batch norm
+  :func:`~tagger.train.musicnn.port.fast_layout` (im2col + one matrix multiply per timbral block, batch norm
   after the pool, in float): an int8 convolution over musicnn's single input channel is slower than float,
   the same multiply-adds as one int8 matrix multiply are not.
 
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 TIMBRAL = ("timbral_74", "timbral_77")
-# Keras layers of :func:`~tagger.train.networks.musicnn.fast_layout` computed in int8: the timbral blocks' im2col
+# Keras layers of :func:`~tagger.train.musicnn.port.fast_layout` computed in int8: the timbral blocks' im2col
 # (padding, shifted slices), their matrix multiply and their frequency max-pool. Their batch norms follow the pool,
 # in float; the input batch norm is float too, so the input is rounded to int8 once, after it.
 INT8_LAYERS = frozenset(

@@ -36,8 +36,8 @@ def transfer(
     import dataclasses
 
     from tagger.train.cli import default_cache_dir
+    from tagger.train.musicnn.transfer import Options, TransferConfig, run
     from tagger.train.splits import LISTS_DIR
-    from tagger.train.transfer import Options, TransferConfig, run
 
     if default_head not in ("gtzan", "msd", "genres"):
         raise typer.BadParameter("one of gtzan, msd, genres", param_hint="--default-head")

@@ -6,9 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.train.genre_cv import best_threshold, choose_abstain, correct, group_folds, margin, precision_coverage
-from tagger.train.genre_head import LinearGenres, TrainingSet, fit_genres, partial_shares
-from tagger.train.genre_labels import GENRES, POP_ROCK, LabelledClip, allmusic_clips, gtzan_clips, label_matrix
+from tagger.train.musicnn.genres.cv import (
+    best_threshold,
+    choose_abstain,
+    correct,
+    group_folds,
+    margin,
+    precision_coverage,
+)
+from tagger.train.musicnn.genres.head import LinearGenres, TrainingSet, fit_genres, partial_shares
+from tagger.train.musicnn.genres.labels import GENRES, POP_ROCK, LabelledClip, allmusic_clips, gtzan_clips, label_matrix
 
 
 def test_allmusic_pop_rock_is_a_partial_label_and_rap_is_hip_hop(tmp_path: Path) -> None:

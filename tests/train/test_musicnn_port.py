@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.train]
 
 tf = pytest.importorskip("tensorflow")
 
-from tagger.train import pretrained  # noqa: E402
-from tagger.train.networks import musicnn  # noqa: E402
+from tagger.train.musicnn import port as musicnn  # noqa: E402
+from tagger.train.musicnn import pretrained  # noqa: E402
 
 _LOCAL_WHEEL = Path("/tmp/musicnn") / pretrained.WHEEL_NAME  # a copy some machines hold
 # The shipped file against the float port on random windows: float16 weights measured 0.4% and 0.005 (int8 4%)
@@ -150,7 +150,7 @@ def test_int8_conversion_keeps_a_dynamic_batch(
     loaded: tuple[Any, musicnn.LoadReport], windows: np.ndarray, tmp_path: Path
 ) -> None:
     interpreter_module = pytest.importorskip("ai_edge_litert.interpreter")
-    from tagger.train.zero_shot import TFLitePredictor, convert_int8
+    from tagger.train.musicnn.zero_shot import TFLitePredictor, convert_int8
 
     model, _ = loaded
     path = convert_int8(model, windows[:4], tmp_path / "musicnn_int8.tflite")
@@ -186,8 +186,8 @@ def test_fast_layout_as_float_tflite_computes_the_same(
 ) -> None:
     """The TFLite ops the converter makes of the layout (strided slices, 1x1 convolutions, pools) are exact."""
     pytest.importorskip("ai_edge_litert.interpreter")
-    from tagger.train.musicnn_export import convert_float
-    from tagger.train.zero_shot import TFLitePredictor
+    from tagger.train.musicnn.export import convert_float
+    from tagger.train.musicnn.zero_shot import TFLitePredictor
 
     model, _ = loaded
     path = tmp_path / "fast.float.tflite"
@@ -202,7 +202,7 @@ def test_the_shipped_file_stays_close_to_the_float_port(loaded: tuple[Any, music
     range of real features; the parity on real clips is in the card."""
     pytest.importorskip("ai_edge_litert.interpreter")
     from tagger.model import MODELS_DIR, Classifier, load_card
-    from tagger.train.zero_shot import TFLitePredictor
+    from tagger.train.musicnn.zero_shot import TFLitePredictor
 
     if not (MODELS_DIR / "musicnn.json").exists():
         pytest.skip("musicnn model not shipped")

@@ -15,10 +15,10 @@ pytest.importorskip("tensorflow")
 from tagger.audio import probe, read_segments
 from tagger.features import window_from_segment, window_samples, window_starts
 from tagger.model import Classifier, load_card
-from tagger.train import configs
-from tagger.train.experiment import Options, run
+from tagger.train.paper import configs
+from tagger.train.paper.experiment import Options, run
+from tagger.train.paper.train import train
 from tagger.train.synthetic import RECIPES, write_dataset
-from tagger.train.train import train
 from tagger.train.windows import WindowSet
 
 pytestmark = pytest.mark.train

@@ -18,16 +18,14 @@ tf = pytest.importorskip("tensorflow")
 
 from tagger.aggregate import aggregate  # noqa: E402
 from tagger.model import Classifier, Head, load_card  # noqa: E402
-from tagger.train.backbone import ClipOutputs, WindowOutputs, spread_windows  # noqa: E402
 from tagger.train.card import write_card  # noqa: E402
 from tagger.train.datasets import Clip, Dataset  # noqa: E402
-from tagger.train.linear_head import WindowTable, fit_head, select, track_probabilities  # noqa: E402
-from tagger.train.musicnn_export import VocabularySpec, build_export_model, margin_scores  # noqa: E402
-from tagger.train.musicnn_int8 import INT8_LAYERS, float_nodes, selective_int8, write  # noqa: E402
-from tagger.train.networks.musicnn import MUSICNN_FEATURES, build_musicnn, fast_layout  # noqa: E402
-from tagger.train.pretrained import MSD_LABELS  # noqa: E402
-from tagger.train.tag_thresholds import best_f1_threshold, cross_validated_f1  # noqa: E402
-from tagger.train.transfer import (  # noqa: E402
+from tagger.train.musicnn.backbone import ClipOutputs, WindowOutputs, spread_windows  # noqa: E402
+from tagger.train.musicnn.export import VocabularySpec, build_export_model, margin_scores  # noqa: E402
+from tagger.train.musicnn.port import MUSICNN_FEATURES, build_musicnn, fast_layout  # noqa: E402
+from tagger.train.musicnn.pretrained import MSD_LABELS  # noqa: E402
+from tagger.train.musicnn.softmax_head import WindowTable, fit_head, select, track_probabilities  # noqa: E402
+from tagger.train.musicnn.transfer import (  # noqa: E402
     GTZAN_GENRES,
     Prepared,
     TransferConfig,
@@ -36,7 +34,9 @@ from tagger.train.transfer import (  # noqa: E402
     heads_for_card,
     vocabulary_evidence,
 )
-from tagger.train.zero_shot import GENRE_TAGS  # noqa: E402
+from tagger.train.musicnn.zero_shot import GENRE_TAGS  # noqa: E402
+from tagger.train.musicnn_int8 import INT8_LAYERS, float_nodes, selective_int8, write  # noqa: E402
+from tagger.train.thresholds import best_f1_threshold, cross_validated_f1  # noqa: E402
 
 MSD_TAGS = GENRE_TAGS
 SPEC = VocabularySpec(MSD_TAGS, tuple(0.3 for _ in MSD_TAGS), ("classical", "disco", "reggae"), (0.4, 0.5, 0.6))
@@ -238,7 +238,7 @@ def test_folds_thresholds_and_vocabulary_evidence_on_synthetic_outputs() -> None
 def test_the_shipped_form_is_float16_weights_at_parity(tiny: dict[str, Any], tmp_path: Path) -> None:
     import dataclasses
 
-    from tagger.train.transfer import TransferConfig, convert_int8
+    from tagger.train.musicnn.transfer import TransferConfig, convert_int8
 
     config = TransferConfig()
     assert config.quantization == "float16-weights"

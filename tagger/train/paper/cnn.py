@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tagger.train.configs import Config
+from tagger.train.paper.configs import Config
 
 EMBEDDING = "embedding"
 

@@ -1,7 +1,7 @@
 """Artist-grouped cross-validation of the ``genres`` head, with thresholds chosen inside training folds.
 
 Every split keeps a group on one side: an AllMusic artist, or a GTZAN genre's fault-filtered
-list (:func:`tagger.train.genre_labels.gtzan_clips`). Per outer fold, an inner grouped CV on the
+list (:func:`tagger.train.musicnn.genres.labels.gtzan_clips`). Per outer fold, an inner grouped CV on the
 training clips gives out-of-fold scores from which ``C``, each genre's threshold (best F1 with
 the genre written on at most ``max_overuse`` x its positives) and the abstain cut-off on the top
 score (the lowest one whose first-genre precision reaches ``target_precision``) are chosen; the
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from tagger.train.genre_head import LinearGenres, TrainingSet, fit_genres, track_scores
-from tagger.train.genre_labels import DISCO, GENRES, GTZAN_TO_GENRE, LabelledClip, label_matrix
+from tagger.train.musicnn.genres.head import LinearGenres, TrainingSet, fit_genres, track_scores
+from tagger.train.musicnn.genres.labels import DISCO, GENRES, GTZAN_TO_GENRE, LabelledClip, label_matrix
 
 OLD_TO_GENRES: dict[str, tuple[str, ...]] = {g: (v,) for g, v in GTZAN_TO_GENRE.items()} | {"disco": DISCO}
 OLD_LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from tagger.train.configs import Augmentation, Config
-from tagger.train.networks import paper
+from tagger.train.paper import cnn
+from tagger.train.paper.configs import Augmentation, Config
 from tagger.train.windows import WindowSet
 
 
@@ -114,7 +114,7 @@ def train(
     tf.get_logger().setLevel("ERROR")  # per-fold predict retracing warnings are expected
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    train_model, export_model = paper.build(config, n_classes)
+    train_model, export_model = cnn.build(config, n_classes)
     train_model.compile(
         optimizer=keras.optimizers.get(
             {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}

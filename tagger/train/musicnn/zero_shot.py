@@ -5,7 +5,7 @@ meaning among its 50 outputs. Restricting the ranking to the genre-like tags and
 a clip's genre is among the top 3 checks that the port (and its int8 conversion) still hears
 music the way the authors' network does, without any training of our own.
 
-Run as ``python -m tagger.train.zero_shot GTZAN_DIR [--int8 OUT.tflite]``; :func:`run` is the
+Run as ``python -m tagger.train.musicnn.zero_shot GTZAN_DIR [--int8 OUT.tflite]``; :func:`run` is the
 function behind it, for the project's CLI.
 """
 
@@ -23,8 +23,8 @@ import numpy as np
 
 from tagger.audio import AUDIO_EXTENSIONS, decode
 from tagger.features import log_mel, split_windows
-from tagger.train.networks.musicnn import MUSICNN_FEATURES
-from tagger.train.pretrained import MSD_LABELS
+from tagger.train.musicnn.port import MUSICNN_FEATURES
+from tagger.train.musicnn.pretrained import MSD_LABELS
 
 # The GTZAN genres MSD names, and the MSD tags that count as a hit for each.
 GTZAN_TO_MSD: dict[str, tuple[str, ...]] = {
@@ -146,7 +146,7 @@ def evaluate(
 
 
 def keras_predictor(model: Any, batch_size: int = 64) -> Predictor:
-    """Taggram of a :func:`~tagger.train.networks.musicnn.build_musicnn` model, in inference mode."""
+    """Taggram of a :func:`~tagger.train.musicnn.port.build_musicnn` model, in inference mode."""
 
     def predict(windows: np.ndarray) -> np.ndarray:
         chunks = [
@@ -194,12 +194,12 @@ def representative_windows(clips: Sequence[Clip], limit: int = 300, seed: int = 
 def convert_int8(model: Any, calibration: np.ndarray, out_path: Path, rearrange: bool = True) -> Path:
     """Full-integer int8 TFLite of the port (outputs taggram + embedding), dynamic batch dimension.
 
-    ``rearrange`` converts :func:`~tagger.train.networks.musicnn.integer_friendly` of the port (same
+    ``rearrange`` converts :func:`~tagger.train.musicnn.port.integer_friendly` of the port (same
     function, laid out so int8 keeps its accuracy); ``False`` converts the port's own layout,
     which loses much of it (kept for comparison).
     """
     from tagger.train.convert import full_integer_int8
-    from tagger.train.networks.musicnn import integer_friendly
+    from tagger.train.musicnn.port import integer_friendly
 
     if rearrange:
         model = integer_friendly(model)
@@ -229,7 +229,7 @@ def run(
     Calibration windows come from ``calibration_genres`` (by default the genres MSD has no tag
     for, so the clips scored are not the ones that set the int8 ranges).
     """
-    from tagger.train.networks.musicnn import load_pretrained
+    from tagger.train.musicnn.port import load_pretrained
 
     started = time.monotonic()
     model, load = load_pretrained(download=download)

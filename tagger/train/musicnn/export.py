@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from tagger.train.linear_head import FEATURE_SETS, LinearHead
-from tagger.train.pretrained import MSD_LABELS
+from tagger.train.musicnn.pretrained import MSD_LABELS
+from tagger.train.musicnn.softmax_head import FEATURE_SETS, LinearHead
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def build_export_model(
 ) -> Any:
     """One Keras model: ``logmel`` -> gtzan, msd, [genres,] taggram, embedding (see the module docstring).
 
-    ``backbone`` is :func:`~tagger.train.networks.musicnn.fast_layout` of the loaded port (its
+    ``backbone`` is :func:`~tagger.train.musicnn.port.fast_layout` of the loaded port (its
     ``logits`` layer gives the MSD tags' logits from the embedding).
     """
     keras, take_columns, logit_margin = _layers()

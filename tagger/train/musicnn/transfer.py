@@ -3,15 +3,15 @@
 Why transfer rather than training from scratch: the GTZAN sample holds 181 clips (91 classical,
 10 of each other genre), far too few to learn audio features; MSD_musicnn learnt them from
 ~200k Million Song Dataset tracks. So the backbone is frozen, its window outputs (200-d
-embedding, 50-tag taggram) are computed once and cached (:mod:`tagger.train.backbone`), and only a
+embedding, 50-tag taggram) are computed once and cached (:mod:`tagger.train.musicnn.backbone`), and only a
 standardised, class-balanced multinomial logistic regression is trained on them, at window
 level, with ``C`` and the feature set chosen by inner CV on the training clips
-(:mod:`tagger.train.linear_head`). Tracks are scored as the tagger scores them: argmax of the mean
+(:mod:`tagger.train.musicnn.softmax_head`). Tracks are scored as the tagger scores them: argmax of the mean
 of the windows' probabilities.
 
 Fine-tuning the backbone is not done: with ~90 non-classical clips, updating 790k weights
 overfits faster than anything the inner CV could pick up, costs CPU hours per fold here, and
-would break the int8 layout check (:func:`~tagger.train.networks.musicnn.integer_friendly` is proven
+would break the int8 layout check (:func:`~tagger.train.musicnn.port.integer_friendly` is proven
 equal to the authors' graph only for their weights).
 
 Protocols (all on the same data, all scored at track level):
@@ -49,16 +49,23 @@ from typing import Any
 import numpy as np
 
 from tagger.features import FeatureParams
-from tagger.train.backbone import SPREAD_BUDGETS, BackboneOutputs, ClipOutputs, all_outputs, checkpoint_fingerprint
 from tagger.train.cache import FeatureCache
 from tagger.train.datasets import Dataset, scan
 from tagger.train.evaluate import Scores, agreement, score, summarise
-from tagger.train.linear_head import LinearHead, Selection, WindowTable, fit_head, select
-from tagger.train.musicnn_export import VocabularySpec, build_export_model, convert_float, margin_scores
-from tagger.train.networks.musicnn import MUSICNN_FEATURES
-from tagger.train.pretrained import MSD_LABELS
+from tagger.train.musicnn.backbone import (
+    SPREAD_BUDGETS,
+    BackboneOutputs,
+    ClipOutputs,
+    all_outputs,
+    checkpoint_fingerprint,
+)
+from tagger.train.musicnn.export import VocabularySpec, build_export_model, convert_float, margin_scores
+from tagger.train.musicnn.port import MUSICNN_FEATURES
+from tagger.train.musicnn.pretrained import MSD_LABELS
+from tagger.train.musicnn.softmax_head import LinearHead, Selection, WindowTable, fit_head, select
+from tagger.train.musicnn.zero_shot import GENRE_TAGS, GTZAN_TO_MSD
 from tagger.train.splits import LISTS_DIR, fault_filtered, read_list, repeated_kfold
-from tagger.train.tag_thresholds import (
+from tagger.train.thresholds import (
     MIN_TRUSTED_F1,
     UNMAPPED_THRESHOLD,
     Threshold,
@@ -66,7 +73,6 @@ from tagger.train.tag_thresholds import (
     cross_validated_f1,
 )
 from tagger.train.windows import WindowSet
-from tagger.train.zero_shot import GENRE_TAGS, GTZAN_TO_MSD
 
 TRAINER_VERSION = "0.1.0"
 GTZAN_GENRES: tuple[str, ...] = (
@@ -157,8 +163,8 @@ class Prepared:
 
 def prepare(options: Options) -> Prepared:
     """Scan the clips and get every clip's backbone outputs (cached; the backbone is loaded only on a miss)."""
-    from tagger.train.networks.musicnn import build_musicnn, load_checkpoint_weights
-    from tagger.train.pretrained import locate_checkpoint
+    from tagger.train.musicnn.port import build_musicnn, load_checkpoint_weights
+    from tagger.train.musicnn.pretrained import locate_checkpoint
 
     started = time.perf_counter()
     dataset = scan(options.data, options.genres or list(GTZAN_GENRES))
@@ -318,7 +324,7 @@ def fit_fold(
 
 def clip_windows(prepared: Prepared, indices: Sequence[int], training: bool, offset: bool = True) -> np.ndarray:
     """Log-mel windows (the backbone's input) in the same order as :func:`window_table`'s rows."""
-    from tagger.train.backbone import OFFSET_FRAMES, frame_windows
+    from tagger.train.musicnn.backbone import OFFSET_FRAMES, frame_windows
 
     params = MUSICNN_FEATURES
     chunks = []
@@ -334,7 +340,7 @@ def clip_windows(prepared: Prepared, indices: Sequence[int], training: bool, off
 
 _BACKBONE: dict[str, Any] = {}
 _LAYOUT = (
-    "fast_layout (tagger/train/networks/musicnn.py): each timbral block as an im2col (strided slices) and one 1x1 "
+    "fast_layout (tagger/train/musicnn/port.py): each timbral block as an im2col (strided slices) and one 1x1 "
     "convolution (a matrix multiply over 266 / 469 values per output), every front-end block's ReLU and batch norm "
     "after its frequency max-pool"
 )
@@ -350,10 +356,10 @@ QUANTIZATION_DETAIL = {
 
 
 def friendly_backbone(download: bool = True) -> Any:
-    """The loaded port rearranged by :func:`~tagger.train.networks.musicnn.fast_layout` (the exported layout; built
+    """The loaded port rearranged by :func:`~tagger.train.musicnn.port.fast_layout` (the exported layout; built
     once per process)."""
     if "model" not in _BACKBONE:
-        from tagger.train.networks.musicnn import fast_layout, load_pretrained
+        from tagger.train.musicnn.port import fast_layout, load_pretrained
 
         port, _ = load_pretrained(download=download)
         _BACKBONE["model"] = fast_layout(port)
@@ -365,7 +371,7 @@ def convert_int8(model: Any, calibration: np.ndarray, path: Path, config: Transf
     (:func:`~tagger.train.musicnn_int8.selective_int8`, calibrated on a seeded sample of ``calibration`` windows,
     training windows only); returns the card's output tensor names."""
     from tagger.train.convert import representative
-    from tagger.train.musicnn_export import float16_weights
+    from tagger.train.musicnn.export import float16_weights
     from tagger.train.musicnn_int8 import selective_int8, write
 
     if config.quantization == "float16-weights":
@@ -480,7 +486,7 @@ def choose_thresholds(
     test clips) is reported beside. GTZAN genres of the vocabulary: on the CV folds' *held-out*
     probabilities (every repeat), since the head's probabilities on its own training clips are
     over-confident. Unmapped MSD tags, and mapped ones whose best F1 is below
-    :data:`~tagger.train.tag_thresholds.MIN_TRUSTED_F1`: :data:`~tagger.train.tag_thresholds.UNMAPPED_THRESHOLD`.
+    :data:`~tagger.train.thresholds.MIN_TRUSTED_F1`: :data:`~tagger.train.thresholds.UNMAPPED_THRESHOLD`.
     """
     genres = prepared.dataset.genres
     labels = prepared.labels
@@ -569,7 +575,7 @@ def _threshold_dict(chosen: Threshold) -> dict[str, Any]:
 
 
 def _track_probabilities(values: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from tagger.train.linear_head import track_probabilities
+    from tagger.train.musicnn.softmax_head import track_probabilities
 
     return track_probabilities(values, tracks)
 
@@ -639,7 +645,7 @@ def _spec(config: TransferConfig, thresholds: Thresholds) -> VocabularySpec:
 
 def zero_shot_counts(taggrams: dict[int, np.ndarray], prepared: Prepared) -> dict[str, Any]:
     """MSD top-3 genre-tag agreement per mapped GTZAN genre, from per-window taggrams of each clip."""
-    from tagger.train.zero_shot import ClipResult, ZeroShotReport
+    from tagger.train.musicnn.zero_shot import ClipResult, ZeroShotReport
 
     columns = np.array([MSD_LABELS.index(t) for t in GENRE_TAGS])
     report = ZeroShotReport(top_k=3)
@@ -723,7 +729,7 @@ def _run(options: Options) -> dict[str, Any]:
     card = _card(options, prepared, shipped, thresholds, evidence, metrics, cv_folds, ff,
                  time.perf_counter() - started)  # fmt: skip
     from tagger.train.card import write_card
-    from tagger.train.transfer_report import write_report
+    from tagger.train.musicnn.transfer_markdown import write_report
 
     write_card(card, out / f"{options.name}.json")
     write_report(out, card, genres, options.compare)
@@ -830,7 +836,7 @@ def _ship(options: Options, prepared: Prepared, thresholds: Thresholds, log: Cal
 
 
 def _taggram(path: Path, windows: np.ndarray) -> np.ndarray:
-    from tagger.train.zero_shot import TFLitePredictor
+    from tagger.train.musicnn.zero_shot import TFLitePredictor
 
     predictor = TFLitePredictor(path, output="taggram")
     return np.concatenate([predictor(windows[s : s + 64]) for s in range(0, len(windows), 64)])
@@ -993,7 +999,8 @@ def _card(
                     "embedding": "200-d penultimate layer of the backbone (stored per track, for `tagger learn`)",
                 },
                 "selection": shipped.selection.to_dict(),
-                "fine_tuning": "none: see tagger/train/transfer.py (too little data, CPU hours, and the int8 layout)",
+                "fine_tuning": "none: see tagger/train/musicnn/transfer.py (too little data, CPU hours, and the int8 "
+                "layout)",
             },
             "seed": config.seed,
             "split": {

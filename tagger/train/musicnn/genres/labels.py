@@ -3,7 +3,7 @@
 A clip's label for a vocabulary genre is positive (1), negative (0) or unknown (-1). Unknowns
 come from *partial* labels: AllMusic's ``Pop/Rock`` says "one of Pop, Rock, Metal, Punk" and
 not which, so the clip is positive for that union and unknown for each member; the head's
-training (:mod:`tagger.train.genre_head`) lets GTZAN's separate rock/pop/metal clips and the MSD
+training (:mod:`tagger.train.musicnn.genres.head`) lets GTZAN's separate rock/pop/metal clips and the MSD
 taggram decide between the members. GTZAN ``disco`` is treated the same way ("one of Pop, R&B,
 Electronic"): disco is filed under pop, R&B and dance by AllMusic and last.fm alike, and the
 vocabulary has no Disco genre.

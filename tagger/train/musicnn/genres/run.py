@@ -1,8 +1,8 @@
 """``tagger-train genres``: rebuild the ``genres`` head of the shipped card, and its metrics, from the data sets.
 
 Reads AllMusic-4Q (``metadata.csv`` + clips) and the GTZAN sample, runs every clip through the
-shipped model (:mod:`tagger.train.genre_outputs`, cached), cross-validates the head by artist groups
-(:mod:`tagger.train.genre_cv`), fits the shipped head on every clip and writes ``report.md``,
+shipped model (:mod:`tagger.train.musicnn.genres.outputs`, cached), cross-validates the head by artist groups
+(:mod:`tagger.train.musicnn.genres.cv`), fits the shipped head on every clip and writes ``report.md``,
 ``genres.json`` (the head + metrics) and, with ``--ship``, the head into the card.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from tagger.model import card_path_for, load_card
-from tagger.train.genre_cv import build_dataset, cross_validate, final_head, summarise
-from tagger.train.genre_labels import (
+from tagger.train.musicnn.genres.cv import build_dataset, cross_validate, final_head, summarise
+from tagger.train.musicnn.genres.labels import (
     ALLMUSIC_PARTIAL,
     ALLMUSIC_TO_GENRE,
     ALLMUSIC_UNMAPPED,
@@ -30,7 +30,7 @@ from tagger.train.genre_labels import (
     allmusic_clips,
     gtzan_clips,
 )
-from tagger.train.genre_outputs import WindowSet, clip_key, load_or_compute, model_fingerprint
+from tagger.train.musicnn.genres.outputs import WindowSet, clip_key, load_or_compute, model_fingerprint
 
 LICENCE = (
     "Head fit on AllMusic-4Q previews (Panda, Malheiro & Paiva 2018; commercial recordings, research use) and "

@@ -203,7 +203,7 @@ def load_checkpoint_weights(model: Any, prefix: str) -> LoadReport:
     checkpoint variable is left unused, or shapes disagree: a silent partial load would give
     a plausible-looking but wrong tagger.
     """
-    from tagger.train.pretrained import open_checkpoint
+    from tagger.train.musicnn.pretrained import open_checkpoint
 
     reader = open_checkpoint(prefix)
     available = reader.get_variable_to_shape_map()
@@ -356,8 +356,8 @@ def integer_friendly(port: Any) -> Any:
 
 
 def load_pretrained(download: bool = True) -> tuple[Any, LoadReport]:
-    """``build_musicnn()`` with the MSD_musicnn weights, located by :mod:`tagger.train.pretrained`."""
-    from tagger.train.pretrained import locate_checkpoint
+    """``build_musicnn()`` with the MSD_musicnn weights, located by :mod:`tagger.train.musicnn.pretrained`."""
+    from tagger.train.musicnn.pretrained import locate_checkpoint
 
     model = build_musicnn()
     return model, load_checkpoint_weights(model, locate_checkpoint(download=download))

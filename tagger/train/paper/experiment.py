@@ -19,15 +19,15 @@ from typing import Any, Literal
 import numpy as np
 
 from tagger.features import FeatureParams
-from tagger.train import report
 from tagger.train.cache import FeatureCache, extract
 from tagger.train.card import build_card, write_card
-from tagger.train.configs import Config
 from tagger.train.convert import Converted, convert
 from tagger.train.datasets import Dataset, scan
 from tagger.train.evaluate import Scores, agreement, score, summarise
+from tagger.train.paper import markdown
+from tagger.train.paper.configs import Config
+from tagger.train.paper.train import TrainResult, train
 from tagger.train.splits import Split, ValidFrom, fault_filtered, random_split, repeated_kfold
-from tagger.train.train import TrainResult, train
 from tagger.train.windows import WindowSet, make_windows, measure_normalisation
 
 SplitName = Literal["random", "fault-filtered", "cv"]
@@ -147,7 +147,7 @@ def _card(
     options: Options, config: Config, genres: tuple[str, ...], converted: Converted, result: TrainResult, **extra: Any
 ) -> dict[str, Any]:
     from tagger.train.convert import output_names
-    from tagger.train.networks.paper import describe
+    from tagger.train.paper.cnn import describe
 
     return build_card(
         name=options.model_name,
@@ -225,7 +225,7 @@ def run(options: Options) -> dict[str, Any]:
     prepared = prepare(options)
     options.out.mkdir(parents=True, exist_ok=True)
     card = _run_cv(options, prepared) if options.split == "cv" else _run_holdout(options, prepared)
-    report.write(options.out, card, prepared.dataset.genres)
+    markdown.write(options.out, card, prepared.dataset.genres)
     options.log(f"wrote {options.out / (options.model_name + '.tflite')} and its card, report.md, confusion.png")
     return card
 

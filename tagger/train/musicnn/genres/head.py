@@ -6,7 +6,7 @@ fit at once by L-BFGS: one weighted sigmoid cross-entropy). A track's score is t
 windows' probabilities, as :func:`tagger.aggregate.aggregate` computes it.
 
 Partial labels (``Pop/Rock`` = one of Pop, Rock, Metal, Punk) are fit by EM: the members'
-shares of each such clip start from the MSD taggram (:data:`~tagger.train.genre_labels.GENRE_MSD_TAGS`)
+shares of each such clip start from the MSD taggram (:data:`~tagger.train.musicnn.genres.labels.GENRE_MSD_TAGS`)
 and are then re-estimated from the head's own probabilities; a member with share ``r`` counts
 as a positive of weight ``r`` and a negative of weight ``1 - r``.
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from tagger.train.genre_labels import GENRE_MSD_TAGS
-from tagger.train.pretrained import MSD_LABELS
+from tagger.train.musicnn.genres.labels import GENRE_MSD_TAGS
+from tagger.train.musicnn.pretrained import MSD_LABELS
 
 
 @dataclass
