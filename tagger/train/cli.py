@@ -3,6 +3,10 @@
 tagger-train run --config paper --data /path/to/gtzan --split random --out runs/paper
 tagger-train run --config paper --data /path/to/gtzan --split fault-filtered --out runs/paper-ff
 tagger-train run --config paper-short --data /path/to/gtzan --split cv --folds 5 --repeats 3 --out runs/short-cv
+tagger-train transfer --data /path/to/gtzan-sample --out runs/musicnn --ship tagger/models \\
+    --compare runs/paper-cv/paper.json --compare runs/paper-ff/paper.json
+tagger-train genres --allmusic ../shared/datasets/allmusic-4q --gtzan ../shared/datasets/gtzan-sample \\
+    --out runs/genres --ship
 """
 
 from __future__ import annotations
@@ -11,15 +15,26 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
 
+import dataclasses
 import enum
 import time
 from pathlib import Path
 
 import typer
+from platformdirs import user_cache_dir
 from rich.console import Console
 from rich.table import Table
 
+from tagger.train.musicnn.config import Options as TransferOptions
+from tagger.train.musicnn.config import TransferConfig
+from tagger.train.musicnn.genres.outputs import WindowSet
+from tagger.train.musicnn.genres.run import GenreOptions
+from tagger.train.musicnn.genres.run import run as run_genres
+from tagger.train.musicnn.transfer import run as run_transfer
 from tagger.train.paper import configs
+from tagger.train.paper.experiment import Options as ExperimentOptions
+from tagger.train.paper.experiment import run as run_experiment
+from tagger.train.splits import LISTS_DIR
 
 app = typer.Typer(help="Train, evaluate and convert genre-tagger models.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
@@ -37,8 +52,6 @@ class ValidChoice(enum.StrEnum):
 
 
 def default_cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
     return Path(os.environ.get("TAGGER_TRAIN_CACHE", user_cache_dir("genre-tagger"))) / "features"
 
 
@@ -71,9 +84,6 @@ def run(
     ),
 ) -> None:
     """Train a configuration, evaluate it, convert it to int8 TFLite and write its card and report."""
-    from tagger.train.paper.experiment import Options
-    from tagger.train.paper.experiment import run as run_experiment
-
     try:
         chosen = configs.get(config)
     except KeyError as error:
@@ -82,7 +92,7 @@ def run(
         chosen = chosen.replace(seed=seed)
     if epochs is not None:
         chosen = chosen.replace(max_epochs=epochs)
-    options = Options(
+    options = ExperimentOptions(
         config=chosen,
         data=data,
         split=split.value,  # type: ignore[arg-type]
@@ -126,13 +136,100 @@ def list_configs() -> None:
     Console().print(table)
 
 
-from tagger.train.transfer_cli import transfer  # noqa: E402 - the musicnn-transfer command (tagger/train/musicnn/transfer.py)
+@app.command()
+def transfer(
+    data: Path = typer.Option(..., exists=True, file_okay=False, help="Folder with one sub-folder of audio per genre."),
+    out: Path = typer.Option(Path("runs/musicnn"), help="Output folder (model, card, report.md, confusion PNGs)."),
+    ship: Path | None = typer.Option(None, help="Also copy the int8 model and its card here (e.g. tagger/models)."),
+    name: str = typer.Option("musicnn", help="Model name (file stem)."),
+    version: str = typer.Option("1", help="Model version written in the card."),
+    lists: Path | None = typer.Option(None, exists=True, file_okay=False, help="Fault-filtered split lists folder."),
+    compare: list[Path] = typer.Option([], help="Another model's card to show beside (repeatable)."),
+    speed_track: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Long track to time on."),
+    folds: int = typer.Option(5, min=2, help="CV: folds per repeat."),
+    repeats: int = typer.Option(3, min=1, help="CV: repeats."),
+    parity_repeats: int = typer.Option(1, min=1, help="CV repeats also converted to int8 for parity."),
+    max_windows: int = typer.Option(4, min=1, help="The card's default window budget per track."),
+    default_head: str = typer.Option("gtzan", help="The card's default vocabulary (gtzan, msd or genres)."),
+    cache_dir: Path | None = typer.Option(None, help="Feature cache (default as `run`)."),
+    workers: int = typer.Option(2, min=1, help="Threads for int8 inference."),
+    seed: int = typer.Option(0, help="Seed for folds, inner CV and calibration sampling."),
+) -> None:
+    """musicnn-transfer: frozen MSD_musicnn + linear GTZAN head; evaluate, convert to int8, write card and report."""
+    if default_head not in ("gtzan", "msd", "genres"):
+        raise typer.BadParameter("one of gtzan, msd, genres", param_hint="--default-head")
+    config = dataclasses.replace(
+        TransferConfig(), folds=folds, repeats=repeats, parity_repeats=min(parity_repeats, repeats),
+        max_windows=max_windows, default_head=default_head, seed=seed,
+    )  # fmt: skip
+    card = run_transfer(
+        TransferOptions(
+            data=data,
+            out=out,
+            config=config,
+            name=name,
+            version=version,
+            cache_dir=cache_dir or default_cache_dir(),
+            lists_dir=lists or LISTS_DIR,
+            ship=ship,
+            compare=list(compare),
+            speed_file=speed_track,
+            workers=workers,
+            log=lambda message: console.log(message),
+        )
+    )
+    cv = card["metrics"]["cv"]["float"]["macro"]["f1"]
+    parity = card["parity"]
+    console.print(
+        f"[bold]{card['name']}[/]: CV macro-F1 {cv['mean']:.3f} ± {cv['std']:.3f}; int8 agreement "
+        f"{parity['track_agreement']:.3f}; {parity['int8_bytes'] / 1024:.0f} KiB; targets met: {parity['met']}"
+    )
 
-app.command("transfer")(transfer)
 
-from tagger.train.genres_cli import genres  # noqa: E402 - the genres head (tagger/train/musicnn/genres/run.py)
+@app.command()
+def genres(
+    allmusic: Path = typer.Option(..., exists=True, file_okay=False, help="AllMusic-4Q folder (metadata.csv, clips/)."),
+    gtzan: Path = typer.Option(..., exists=True, file_okay=False, help="GTZAN folder (<genre>/<genre>.NNNNN.*)."),
+    out: Path = typer.Option(Path("runs/genres"), help="Output folder (genres.json, report.md)."),
+    ship: bool = typer.Option(False, "--ship", help="Write the head and its metrics into the model's card."),
+    model: str = typer.Option("musicnn", help="The shipped model whose outputs the head reads."),
+    cache_dir: Path | None = typer.Option(None, help="Backbone outputs cache (default: the trainer's cache dir)."),
+    folds: int = typer.Option(5, min=2, help="Artist-grouped CV folds."),
+    repeats: int = typer.Option(3, min=1, help="CV repeats (reshuffled groups)."),
+    target_precision: float = typer.Option(0.75, min=0.0, max=1.0, help="First-genre precision the abstain aims at."),
+    classical_limit: int = typer.Option(0, min=0, help="GTZAN classical clips with index below this (0: all)."),
+    outer_windows: bool = typer.Option(
+        True, help="AllMusic: all 4 spread windows (off: the middle 2 only, half the CPU per clip)."
+    ),
+    cached_only: bool = typer.Option(False, help="AllMusic: use only clips whose outputs are already cached."),
+    windows: str = typer.Option(
+        "spread", help="Windows per clip: spread (the card's max_windows, as a default scan) or all (every window)."
+    ),
+    seed: int = typer.Option(0, help="Seed of the folds."),
+) -> None:
+    """Fit the genres head (linear over the model's embedding + taggram) with artist-grouped CV; optionally ship it."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: threads only spin on a busy machine
 
-app.command("genres")(genres)
+    if windows not in ("spread", "all"):
+        raise typer.BadParameter(f"expected spread or all, got {windows!r}", param_hint="--windows")
+    window_set: tuple[WindowSet, ...] = (windows,)  # type: ignore[assignment]
+    if windows == "spread" and not outer_windows:
+        window_set = ("spread-mid",)
+    options = GenreOptions(
+        allmusic=allmusic, gtzan=gtzan, out=out, cache_dir=cache_dir or default_cache_dir() / "genre-outputs",
+        model=model, folds=folds, repeats=repeats, target_precision=target_precision,
+        classical_limit=classical_limit or None, seed=seed, ship=ship, cached_only=cached_only,
+        allmusic_sets=window_set, gtzan_sets=(windows,),  # type: ignore[arg-type]
+        log=lambda message: console.log(message),
+    )  # fmt: skip
+    result = run_genres(options)
+    cv = result["metrics"]["cv"]
+    fg = cv["first_genre"]
+    console.print(
+        f"genres: macro F1 {cv['tables']['new']['macro_f1']['mean']:.3f}; first genre precision "
+        f"{fg['new_precision']['mean']:.3f} at coverage {fg['new_coverage']['mean']:.3f} "
+        f"(old default {fg['old_precision']['mean']:.3f} at {fg['old_coverage']['mean']:.3f})"
+    )
 
 
 def main() -> None:

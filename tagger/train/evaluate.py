@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from tagger.train.windows import WindowSet
 
@@ -50,8 +51,6 @@ def track_predictions(probabilities: np.ndarray, data: WindowSet) -> tuple[np.nd
 
 def score(probabilities: np.ndarray, data: WindowSet, genres: tuple[str, ...]) -> Scores:
     """Scores of window ``probabilities`` ``(n, genres)`` against ``data``'s labels."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
     labels = list(range(len(genres)))
     true, predicted = track_predictions(probabilities, data)
     precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=labels, zero_division=0)
@@ -174,7 +173,7 @@ def genre_table(per_genre: dict[str, dict[str, Any]], macro: dict[str, Any], sup
 
 def plot_confusion(confusion: list[list[int]], genres: tuple[str, ...], path: Path, title: str) -> None:
     """Save a track-level confusion matrix (counts, rows = true genre) as a PNG."""
-    import matplotlib
+    import matplotlib  # the [train] extra; its backend must be chosen before pyplot loads
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

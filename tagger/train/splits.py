@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from sklearn.model_selection import RepeatedStratifiedKFold
 
 from tagger.train.datasets import Dataset
 
@@ -130,8 +131,6 @@ def repeated_kfold(
     dataset: Dataset, folds: int = 5, repeats: int = 3, valid_fraction: float = 0.15, seed: int = 0
 ) -> Iterator[Split]:
     """Repeated stratified k-fold: every clip is tested once per repeat; validation carved from each train part."""
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
     labels = dataset.labels()
     counts = np.bincount(labels, minlength=len(dataset.genres))
     smallest = int(counts[counts > 0].min())

@@ -1,4 +1,4 @@
-"""Per-label thresholds for multilabel vocabularies, chosen on labelled clips by F1.
+"""Per-label thresholds for multilabel vocabularies, chosen on labelled clips by F1: the trainer's one rule.
 
 A multilabel vocabulary writes every label whose track score (mean of its windows) passes the
 label's own threshold. For a label that names a GTZAN genre (an MSD tag mapped to one, or a
@@ -36,17 +36,22 @@ def prf(scores: np.ndarray, positive: np.ndarray, threshold: float) -> tuple[flo
     return precision, recall, f1
 
 
-def best_f1_threshold(scores: np.ndarray, positive: np.ndarray, floor: float = 0.0) -> Threshold:
+def best_f1_threshold(
+    scores: np.ndarray, positive: np.ndarray, floor: float = 0.0, max_written: float | None = None
+) -> Threshold:
     """The cut-off maximising F1, placed halfway between two neighbouring scores (never at a clip's score).
 
     Among equally good cut-offs the median one is taken, so one clip moving a little does not move
-    the threshold to the edge of a gap. ``floor`` bounds it from below (int8 resolution).
+    the threshold to the edge of a gap. ``floor`` bounds it from below (int8 resolution); with
+    ``max_written``, only cut-offs writing the label on at most that many clips are candidates.
     """
     scores = np.asarray(scores, dtype=np.float64)
     positive = np.asarray(positive, dtype=bool)
     values = np.unique(scores)
     candidates = np.concatenate([[values[0] / 2], (values[:-1] + values[1:]) / 2, [(values[-1] + 1) / 2]])
     candidates = np.unique(np.maximum(candidates, floor))
+    if max_written is not None:  # the top candidate writes nothing, so one always remains
+        candidates = candidates[[int(np.sum(scores >= c)) <= max_written for c in candidates]]
     f1s = np.array([prf(scores, positive, c)[2] for c in candidates])
     best = candidates[np.flatnonzero(np.isclose(f1s, f1s.max()))]
     value = float(best[len(best) // 2])

@@ -52,3 +52,32 @@ def test_the_check_sees_a_function_local_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from tagger.train.convert import write\n    import tensorflow as tf\n")
     assert {"tagger.train.convert", "tensorflow"} <= imported(module)
+
+
+DEFERRED = ("tensorflow", "keras", "matplotlib")  # what a function may import: TensorFlow, and pyplot's backend
+
+
+def local_imports(path: Path) -> set[str]:
+    """Modules imported inside a function of ``path`` (first name only)."""
+    names: set[str] = set()
+    for function in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_trainer_defers_only_tensorflow() -> None:
+    offenders = {
+        str(path.relative_to(TAGGER)): sorted(local_imports(path) - set(DEFERRED))
+        for path in sorted(TRAIN.rglob("*.py"))
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_trainer_module_is_over_400_lines() -> None:
+    lengths = {str(p.relative_to(TAGGER)): len(p.read_text().splitlines()) for p in TRAIN.rglob("*.py")}
+    assert lengths and {k: n for k, n in lengths.items() if n > 400} == {}

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from tagger.errors import DecodeError
 from tagger.features import FeatureParams, split_windows, window_starts
 from tagger.train.cache import FeatureCache, cache_key, raw_params
 from tagger.train.datasets import Dataset
@@ -186,8 +187,6 @@ def all_outputs(
     dataset: Dataset, backbone: BackboneOutputs, progress: Callable[[int, int], None] | None = None
 ) -> tuple[dict[int, ClipOutputs], dict[str, str]]:
     """Outputs of every clip by index, and ``{key: reason}`` for clips that could not be decoded."""
-    from tagger.errors import DecodeError
-
     outputs: dict[int, ClipOutputs] = {}
     failed: dict[str, str] = {}
     for index, clip in enumerate(dataset.clips):

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from tagger.train.convert import float16_weights, representative, selective_int8, write
 from tagger.train.musicnn.pretrained import MSD_LABELS
-from tagger.train.musicnn.softmax_head import FEATURE_SETS, LinearHead
+from tagger.train.musicnn.softmax_head import FEATURE_SETS, SoftmaxHead
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def margin_scores(taggram: np.ndarray, gtzan: np.ndarray, spec: VocabularySpec, 
 
 def _layers() -> Any:
     """Small custom layers, defined on first use so importing this module does not import Keras."""
-    import keras
+    import keras  # deferred: TensorFlow loads only when a model is built or converted
 
     class TakeColumns(keras.layers.Layer):
         """``x[:, columns]``: a TFLite GATHER, exact in int8."""
@@ -103,14 +104,14 @@ def _layers() -> Any:
 
 def build_export_model(
     backbone: Any,
-    head: LinearHead,
+    head: SoftmaxHead,
     genres: Sequence[str],
     msd_tags: Sequence[str],
     spec: VocabularySpec | None,
 ) -> Any:
     """One Keras model: ``logmel`` -> gtzan, msd, [genres,] taggram, embedding (see the module docstring).
 
-    ``backbone`` is :func:`~tagger.train.musicnn.port.fast_layout` of the loaded port (its
+    ``backbone`` is :func:`~tagger.train.musicnn.layouts.fast_layout` of the loaded port (its
     ``logits`` layer gives the MSD tags' logits from the embedding).
     """
     keras, take_columns, logit_margin = _layers()
@@ -156,27 +157,98 @@ def build_export_model(
     return keras.Model(inputs=backbone.input, outputs=outputs, name="musicnn_transfer")
 
 
-def float16_weights(model: Any) -> bytes:
-    """TFLite of ``model`` with its weights stored as float16 (float32 arithmetic; half the file's size)."""
-    import tensorflow as tf
+# ---------------------------------------------------------------------------------------------- shipped forms
+# int8 where it pays and keeps its accuracy: musicnn's timbral front-end in int8, the rest in float32.
+#
+# Measured on GTZAN windows (relative error of the 200-d embedding, int8 vs float):
+#
+# * full-integer int8 of :func:`~tagger.train.musicnn.layouts.integer_friendly`: ~30-37%. The taggram's
+#   rankings survive (zero-shot top-3 is fine) but a linear genre head flips ~10% of tracks. Almost all
+#   of it enters through the residual mid-end's *mean* pooling (``cnn2``, ``cnn3``): the back-end batch
+#   norm multiplies those channels' means by up to ~120, i.e. their variation across windows is
+#   ~1/100 of a unit, below one int8 step of tensors spanning up to ~160 units. Rebuilding the
+#   pooling as full-window depthwise convolutions and equalising channel ranges (tried) only brings it
+#   to ~15%: the per-frame values themselves lack the resolution;
+# * dynamic-range int8 (int8 weights, activations quantized on the fly): ~12-15%, for the same reason;
+# * int16 activations with int8 weights: ~7%, but ~50x slower (no optimised kernels);
+# * int8 for the two *timbral* blocks only (conv, batch norm, frequency max-pool: ~85% of the
+#   network's 1.3 G multiply-adds), the rest in float32: ~4% (equalising those blocks' channel ranges,
+#   tried, gains a few tenths of a point; int8 for timbral_74 alone still gives ~3.5%: the mid-end's
+#   high-gain means amplify any front-end rounding). That is what :func:`selective_int8` builds, on
+#   :func:`~tagger.train.musicnn.layouts.fast_layout` (im2col + one matrix multiply per timbral block, batch norm
+#   after the pool, in float): an int8 convolution over musicnn's single input channel is slower than float,
+#   the same multiply-adds as one int8 matrix multiply are not.
+#
+# The converter still leaves an int8 quantize/dequantize round trip on a few fixed-range float outputs (the
+# gtzan softmax, the ``genres`` sigmoids): they are rounded to steps of 1/256, well below the front-end's error.
+TIMBRAL = ("timbral_74", "timbral_77")
+# Keras layers of :func:`~tagger.train.musicnn.layouts.fast_layout` computed in int8: the timbral blocks' im2col
+# (padding, shifted slices), their matrix multiply and their frequency max-pool. Their batch norms follow the pool,
+# in float; the input batch norm is float too, so the input is rounded to int8 once, after it.
+INT8_LAYERS = frozenset(
+    {"timbral_pad", "timbral_time_shifts"}
+    | {f"{t}_{k}" for t in TIMBRAL for k in ("patches", "conv", "pool", "squeeze")}
+)
+_LAYOUT = (
+    "fast_layout (tagger/train/musicnn/layouts.py): each timbral block as an im2col (strided slices) and one 1x1 "
+    "convolution (a matrix multiply over 266 / 469 values per output), every front-end block's ReLU and batch norm "
+    "after its frequency max-pool"
+)
+# The shipped file's forms (TransferConfig.quantization), as the card describes them.
+QUANTIZATION_DETAIL = {
+    "float16-weights": f"{_LAYOUT}; float32 arithmetic, weights stored as float16 (half the file; dequantized "
+    "once at load). The fastest form at parity on x86 without VNNI: int8 matrix multiplies gain ~1.3x there and "
+    "flip ~1-2% of out-of-domain tracks (see tagger/train/musicnn/export.py)",
+    "int8-selective": f"{_LAYOUT}; int8 for the timbral im2col, matrix multiplies and max-pools (~85% of the "
+    "multiply-adds), float32 for every other op; float32 input and outputs. Full-integer int8 leaves the embedding "
+    "~30% off and flips ~10% of tracks: see tagger/train/musicnn/export.py",
+}
 
-    from tagger.train.convert import _quiet
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_types = [tf.float16]
-    with _quiet():
-        return bytes(converter.convert())
+def convert_shipped(
+    model: Any, quantization: str, calibration: np.ndarray, path: Path, calibration_windows: int = 256, seed: int = 0
+) -> dict[str, str]:
+    """The shipped form ``quantization`` of ``model`` written to ``path``: float16 weights, or int8-selective
+    (:data:`INT8_LAYERS`, calibrated on a seeded sample of ``calibration_windows`` of ``calibration``, training
+    windows only); returns the card's output tensor names."""
+    if quantization == "float16-weights":
+        return write(float16_weights(model), path)
+    if quantization == "int8-selective":
+        samples = representative(calibration, count=calibration_windows, seed=seed)
+        return write(selective_int8(model, samples, INT8_LAYERS), path)
+    raise ValueError(f"quantization {quantization!r}: one of {sorted(QUANTIZATION_DETAIL)}")
 
 
-def convert_float(model: Any, path: Path) -> dict[str, str]:
-    """Float TFLite of ``model`` (kept beside the int8 file for parity checks)."""
-    import tensorflow as tf
+# Text written into files for each label (the models' labels are lower-case identifiers or MSD's own spelling).
+GTZAN_NAMES = {
+    "blues": "Blues", "classical": "Classical", "country": "Country", "disco": "Disco", "hiphop": "Hip-Hop",
+    "jazz": "Jazz", "metal": "Metal", "pop": "Pop", "reggae": "Reggae", "rock": "Rock",
+}  # fmt: skip
+MSD_NAMES = {tag: " ".join(word.capitalize() for word in tag.split()) for tag in MSD_LABELS}
 
-    from tagger.train.convert import _quiet, output_names
+MSD_NAMES.update({"Hip-Hop": "Hip-Hop", "rnb": "R&B", "House": "House", "electronica": "Electronica"})
 
-    with _quiet():
-        content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return output_names(content)
+
+def heads_for_card(
+    genres: Sequence[str],
+    outputs: dict[str, str],
+    msd_tags: Sequence[str],
+    msd_thresholds: dict[str, float] | None = None,
+    spec: VocabularySpec | None = None,
+    genres_thresholds: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The card's ``heads``: gtzan (multiclass), msd (multilabel) and, with ``spec``, the ``genres`` vocabulary."""
+    heads: dict[str, Any] = {
+        "gtzan": {"labels": list(genres), "task": "multiclass", "output": outputs["gtzan"],
+                  "tag_names": {g: GTZAN_NAMES.get(g, g) for g in genres}},
+        "msd": {"labels": list(msd_tags), "task": "multilabel", "output": outputs["msd"],
+                "thresholds": {t: round(v, 4) for t, v in (msd_thresholds or {}).items()},
+                "tag_names": {t: MSD_NAMES[t] for t in msd_tags}},
+    }  # fmt: skip
+    if spec is not None:
+        names = {**{t: MSD_NAMES[t] for t in spec.msd_tags}, **{g: GTZAN_NAMES.get(g, g) for g in spec.gtzan_genres}}
+        heads["genres"] = {
+            "labels": list(spec.labels), "task": "multilabel", "output": outputs["genres"],
+            "thresholds": {t: round(v, 4) for t, v in (genres_thresholds or {}).items()}, "tag_names": names,
+        }  # fmt: skip
+    return heads

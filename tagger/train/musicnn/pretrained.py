@@ -25,6 +25,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from platformdirs import user_cache_dir
+
 MUSICNN_VERSION = "0.1.0"
 MODEL_NAME = "MSD_musicnn"
 WHEEL_NAME = f"musicnn-{MUSICNN_VERSION}-py3-none-any.whl"
@@ -49,8 +52,6 @@ class PretrainedNotFound(RuntimeError):
 
 def cache_dir() -> Path:
     """Where the downloaded wheel and the unpacked checkpoint live."""
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("genre-tagger")) / "musicnn"
 
 
@@ -171,7 +172,7 @@ def open_checkpoint(prefix: str) -> Any:
     ``/``, which it treats as a directory and resolves through the unusable ``checkpoint``
     file. The reader it would return is built directly instead.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # deferred: TensorFlow loads only when a model is built or converted
 
     if not Path(prefix + ".index").is_file():
         raise PretrainedNotFound(f"no checkpoint index at {prefix}.index")
@@ -193,8 +194,8 @@ def reference_graph_def(prefix: str) -> Any:
     dropped, the graph is cut to what the taggram and embedding need, and each ``VariableV2``
     is replaced by a constant holding its checkpoint value.
     """
-    import tensorflow as tf
-    from tensorflow.core.protobuf import meta_graph_pb2
+    import tensorflow as tf  # deferred: TensorFlow loads only when a model is built or converted
+    from tensorflow.core.protobuf import meta_graph_pb2  # deferred, as above
 
     meta = meta_graph_pb2.MetaGraphDef()
     meta.ParseFromString(Path(prefix + ".meta").read_bytes())
@@ -220,8 +221,7 @@ def reference_graph_def(prefix: str) -> Any:
 
 def reference_outputs(prefix: str, windows: Any, batch_size: int = 64) -> tuple[Any, Any]:
     """Taggram ``(n, 50)`` and embedding ``(n, 200)`` of the authors' graph for ``windows`` (inference mode)."""
-    import numpy as np
-    import tensorflow as tf
+    import tensorflow as tf  # deferred: TensorFlow loads only when a model is built or converted
 
     graph = tf.Graph()
     with graph.as_default():

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "embedding": ("embedding",),
@@ -45,7 +47,7 @@ class WindowTable:
 
 
 @dataclass(frozen=True)
-class LinearHead:
+class SoftmaxHead:
     """``softmax(((x - mean) / std) @ coef.T + intercept)`` over the genres in ``classes``."""
 
     feature_set: str
@@ -87,22 +89,20 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _logistic(c: float, tol: float, seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
     return LogisticRegression(C=c, class_weight="balanced", max_iter=3000, tol=tol, random_state=seed, warm_start=True)
 
 
-def _as_head(model: Any, feature_set: str, n_genres: int, mean: np.ndarray, std: np.ndarray) -> LinearHead:
+def _as_head(model: Any, feature_set: str, n_genres: int, mean: np.ndarray, std: np.ndarray) -> SoftmaxHead:
     coef, intercept, classes = model.coef_.copy(), model.intercept_.copy(), model.classes_.copy()
     if len(classes) == 2:  # sklearn stores one row for two classes: make it a two-way softmax
         coef = np.vstack([-coef / 2, coef / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-    return LinearHead(feature_set, float(model.C), classes, n_genres, mean, std, coef, intercept)
+    return SoftmaxHead(feature_set, float(model.C), classes, n_genres, mean, std, coef, intercept)
 
 
 def fit_head(
     table: WindowTable, feature_set: str, c: float, n_genres: int, seed: int = 0, tol: float = 1e-4
-) -> LinearHead:
+) -> SoftmaxHead:
     """Standardise and fit a balanced multinomial logistic regression on every window of ``table``."""
     x = table.features(feature_set).astype(np.float64)
     mean, std = _standardise(x)
@@ -115,7 +115,7 @@ def fit_head(
 
 def fit_path(
     table: WindowTable, feature_set: str, c_grid: Sequence[float], n_genres: int, seed: int = 0, tol: float = 1e-3
-) -> list[LinearHead]:
+) -> list[SoftmaxHead]:
     """One head per ``C`` (ascending), each fit warm-started from the previous: the inner CV's fast path."""
     x = table.features(feature_set).astype(np.float64)
     mean, std = _standardise(x)
@@ -174,8 +174,6 @@ def select(
     seed: int = 0,
 ) -> Selection:
     """Choose feature set and ``C`` by stratified inner CV over ``table``'s clips (never a test clip)."""
-    from sklearn.model_selection import StratifiedKFold
-
     ids = np.unique(table.tracks)
     clip_labels = np.array([table.labels[table.tracks == t][0] for t in ids])
     folds = inner_folds_for(clip_labels, inner_folds)

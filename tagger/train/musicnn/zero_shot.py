@@ -23,7 +23,10 @@ import numpy as np
 
 from tagger.audio import AUDIO_EXTENSIONS, decode
 from tagger.features import log_mel, split_windows
-from tagger.train.musicnn.port import MUSICNN_FEATURES
+from tagger.model import Classifier, Head, ModelCard
+from tagger.train.convert import full_integer_int8, output_names, representative, write
+from tagger.train.musicnn.layouts import integer_friendly
+from tagger.train.musicnn.port import MUSICNN_FEATURES, load_pretrained
 from tagger.train.musicnn.pretrained import MSD_LABELS
 
 # The GTZAN genres MSD names, and the MSD tags that count as a hit for each.
@@ -52,7 +55,7 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
-class Clip:
+class WindowedClip:
     """One labelled clip and its network input windows."""
 
     genre: str
@@ -111,7 +114,7 @@ class ZeroShotReport:
         return "\n".join(lines)
 
 
-def clip_windows(path: Path) -> np.ndarray:
+def windows_of(path: Path) -> np.ndarray:
     """Consecutive 3-s windows of ``path`` (a clip shorter than one window gives one, padded)."""
     return split_windows(log_mel(decode(path, MUSICNN_FEATURES.sample_rate), MUSICNN_FEATURES), MUSICNN_FEATURES)
 
@@ -127,13 +130,13 @@ def gtzan_paths(root: Path, genres: Iterable[str] | None = None) -> list[tuple[s
     return found
 
 
-def load_clips(root: Path, genres: Iterable[str] | None = None) -> list[Clip]:
+def load_clips(root: Path, genres: Iterable[str] | None = None) -> list[WindowedClip]:
     """Decode every clip once; the windows are reused by each model compared."""
-    return [Clip(genre, path, clip_windows(path)) for genre, path in gtzan_paths(root, genres)]
+    return [WindowedClip(genre, path, windows_of(path)) for genre, path in gtzan_paths(root, genres)]
 
 
 def evaluate(
-    clips: Sequence[Clip], predict: Predictor, genre_tags: Sequence[str] = GENRE_TAGS, top_k: int = 3
+    clips: Sequence[WindowedClip], predict: Predictor, genre_tags: Sequence[str] = GENRE_TAGS, top_k: int = 3
 ) -> ZeroShotReport:
     """Rank ``genre_tags`` by mean sigmoid over each clip's windows; count top-k agreement."""
     columns = np.array([MSD_LABELS.index(tag) for tag in genre_tags])
@@ -158,54 +161,35 @@ def keras_predictor(model: Any, batch_size: int = 64) -> Predictor:
     return predict
 
 
-class TFLitePredictor:
-    """Runs a (float or int8) TFLite port through ai_edge_litert, quantizing in and dequantizing out."""
+def tflite_predictor(model_path: Path, output: str = "taggram", threads: int = 2) -> Predictor:
+    """One signature output of a (float or int8) TFLite file through the tagger's own
+    :class:`~tagger.model.Classifier` (quantizing in, dequantizing out), with a card made in memory."""
+    names = output_names(model_path.read_bytes())
+    head = Head(output, (), task="multilabel", output=names[output])  # labels unused: only the scores are read
+    card = ModelCard(model_path.stem, "0", model_path, MUSICNN_FEATURES, {output: head}, output)
+    classifier = Classifier(card, threads=threads, batch_size=64)
 
-    def __init__(self, model_path: Path, output: str = "taggram") -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    def predict(windows: np.ndarray) -> np.ndarray:
+        return classifier.predict(np.asarray(windows, dtype=np.float32)).probabilities[output]
 
-        self._interpreter = Interpreter(model_path=str(model_path), num_threads=2)
-        self._runner = self._interpreter.get_signature_runner()
-        self._input_name = next(iter(self._runner.get_input_details()))
-        self._input = self._runner.get_input_details()[self._input_name]
-        self._output_name = output
-        self._output = self._runner.get_output_details()[output]
-
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        x = np.asarray(windows, dtype=np.float32)
-        if self._input["dtype"] == np.int8:
-            scale, zero_point = self._input["quantization"]
-            x = np.clip(np.round(x / scale + zero_point), -128, 127).astype(np.int8)
-        # The signature runner resizes the (dynamic) batch dimension to the input's.
-        y = self._runner(**{self._input_name: x})[self._output_name]
-        if self._output["dtype"] == np.int8:
-            scale, zero_point = self._output["quantization"]
-            return (y.astype(np.float32) - zero_point) * scale
-        return np.asarray(y, dtype=np.float32)
+    return predict
 
 
-def representative_windows(clips: Sequence[Clip], limit: int = 300, seed: int = 0) -> np.ndarray:
+def representative_windows(clips: Sequence[WindowedClip], limit: int = 300, seed: int = 0) -> np.ndarray:
     """Up to ``limit`` windows drawn evenly from ``clips``, to calibrate int8 ranges."""
-    from tagger.train.convert import representative
-
     return np.concatenate(representative(np.concatenate([clip.windows for clip in clips]), count=limit, seed=seed))
 
 
 def convert_int8(model: Any, calibration: np.ndarray, out_path: Path, rearrange: bool = True) -> Path:
     """Full-integer int8 TFLite of the port (outputs taggram + embedding), dynamic batch dimension.
 
-    ``rearrange`` converts :func:`~tagger.train.musicnn.port.integer_friendly` of the port (same
+    ``rearrange`` converts :func:`~tagger.train.musicnn.layouts.integer_friendly` of the port (same
     function, laid out so int8 keeps its accuracy); ``False`` converts the port's own layout,
     which loses much of it (kept for comparison).
     """
-    from tagger.train.convert import full_integer_int8
-    from tagger.train.musicnn.port import integer_friendly
-
     if rearrange:
         model = integer_friendly(model)
-    flatbuffer = full_integer_int8(model, [window[None].astype(np.float32) for window in calibration])
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(flatbuffer)
+    write(full_integer_int8(model, [window[None].astype(np.float32) for window in calibration]), out_path)
     return out_path
 
 
@@ -229,8 +213,6 @@ def run(
     Calibration windows come from ``calibration_genres`` (by default the genres MSD has no tag
     for, so the clips scored are not the ones that set the int8 ranges).
     """
-    from tagger.train.musicnn.port import load_pretrained
-
     started = time.monotonic()
     model, load = load_pretrained(download=download)
     clips = load_clips(root)
@@ -244,7 +226,7 @@ def run(
     if int8_out is not None:
         calibration = representative_windows([c for c in clips if c.genre in set(calibration_genres)])
         convert_int8(model, calibration, int8_out)
-        int8_report = evaluate(clips, TFLitePredictor(int8_out))
+        int8_report = evaluate(clips, tflite_predictor(int8_out))
         float_results, int8_results = float_report.results, int8_report.results
         lines += [
             f"int8 TFLite: {int8_out} ({int8_out.stat().st_size} bytes, {len(calibration)} calibration windows "

@@ -21,7 +21,7 @@ EMBEDDING = "embedding"
 def build(config: Config, n_classes: int) -> tuple[Any, Any]:
     """``(train_model, export_model)``: the first outputs probabilities; the second, sharing its
     layers, outputs ``{head: probabilities, "embedding": pooled vector}`` for conversion."""
-    import keras
+    import keras  # deferred: TensorFlow loads only when a model is built or converted
 
     net = config.network
     params = config.features

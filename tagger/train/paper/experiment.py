@@ -19,12 +19,15 @@ from typing import Any, Literal
 import numpy as np
 
 from tagger.features import FeatureParams
+from tagger.model import Classifier, ModelCard
 from tagger.train.cache import FeatureCache, extract
-from tagger.train.card import build_card, write_card
-from tagger.train.convert import Converted, convert
+from tagger.train.card import write_card
+from tagger.train.convert import Converted, convert, output_names
 from tagger.train.datasets import Dataset, scan
 from tagger.train.evaluate import Scores, agreement, score, summarise
 from tagger.train.paper import markdown
+from tagger.train.paper.cnn import describe
+from tagger.train.paper.cnn_card import build_card
 from tagger.train.paper.configs import Config
 from tagger.train.paper.train import TrainResult, train
 from tagger.train.splits import Split, ValidFrom, fault_filtered, random_split, repeated_kfold
@@ -60,7 +63,7 @@ class Options:
 
 
 @dataclass
-class Outcome:
+class FoldOutcome:
     """One trained model and its scores on one evaluation set."""
 
     split: Split
@@ -103,11 +106,9 @@ def _usable(split: Split, features: dict[int, np.ndarray]) -> Split:
 
 def fit_and_evaluate(
     options: Options, prepared: Prepared, split: Split, out_dir: Path, epochs: int | None = None
-) -> Outcome:
+) -> FoldOutcome:
     """Train on ``split.train`` (early stopping on ``split.valid``), convert into ``out_dir``,
     and score Keras and the int8 model (through the tagger's Classifier) on ``split.test``."""
-    from tagger.model import Classifier, ModelCard
-
     labels = prepared.dataset.labels()
     genres = prepared.dataset.genres
     mean, std = measure_normalisation([prepared.features[i] for i in split.train])
@@ -127,7 +128,7 @@ def fit_and_evaluate(
     keras_probabilities = _keras_predict(result, test_set)
     classifier = Classifier(ModelCard.load(card_path), threads=options.workers, batch_size=32)
     int8_probabilities = classifier.predict(test_set.windows).probabilities[config.head]
-    return Outcome(
+    return FoldOutcome(
         split=split,
         params=params,
         result=result,
@@ -146,9 +147,6 @@ def _keras_predict(result: TrainResult, data: WindowSet) -> np.ndarray:
 def _card(
     options: Options, config: Config, genres: tuple[str, ...], converted: Converted, result: TrainResult, **extra: Any
 ) -> dict[str, Any]:
-    from tagger.train.convert import output_names
-    from tagger.train.paper.cnn import describe
-
     return build_card(
         name=options.model_name,
         version=options.version,
@@ -295,7 +293,7 @@ def _run_cv(options: Options, prepared: Prepared) -> dict[str, Any]:
         _usable(s, prepared.features)
         for s in repeated_kfold(dataset, options.folds, options.repeats, config.valid_fraction, config.seed)
     ]
-    outcomes: list[Outcome] = []
+    outcomes: list[FoldOutcome] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cv-", dir=options.out) as scratch:
         for number, split in enumerate(splits, start=1):

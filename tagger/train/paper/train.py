@@ -59,7 +59,7 @@ def augment(batch: np.ndarray, augmentation: Augmentation, std: float, rng: np.r
 
 
 def _batches(config: Config, data: WindowSet, weights: np.ndarray, std: float) -> Any:
-    import keras
+    import keras  # deferred: TensorFlow loads only when a model is built or converted
 
     class Batches(keras.utils.PyDataset):  # type: ignore[misc]
         """Shuffled, augmented, class-weighted batches; randomness keyed by (seed, epoch, batch)."""
@@ -105,8 +105,8 @@ def train(
     ``config.features`` must carry the normalisation measured on the training clips (the gain
     augmentation converts dB to normalised units with its ``std``).
     """
-    import keras
-    import tensorflow as tf
+    import keras  # deferred: TensorFlow loads only when a model is built or converted
+    import tensorflow as tf  # deferred: TensorFlow loads only when a model is built or converted
 
     if len(train_set) == 0:
         raise ValueError("no training windows")
@@ -155,7 +155,7 @@ def train(
 
 def _epoch_logger(log: Callable[[str], None], total: int) -> Any:
     """A Keras callback writing one line every ten epochs through ``log``."""
-    import keras
+    import keras  # deferred: TensorFlow loads only when a model is built or converted
 
     class EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:

@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from tagger.album import AlbumTrack, album_probabilities
 from tagger.train.musicnn.genres.head import LinearGenres, TrainingSet, fit_genres, track_scores
 from tagger.train.musicnn.genres.labels import DISCO, GENRES, GTZAN_TO_GENRE, LabelledClip, label_matrix
+from tagger.train.thresholds import best_f1_threshold
 
 OLD_TO_GENRES: dict[str, tuple[str, ...]] = {g: (v,) for g, v in GTZAN_TO_GENRE.items()} | {"disco": DISCO}
 OLD_LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
@@ -90,19 +92,10 @@ def correct(genre: str, clip: LabelledClip) -> bool:
 def best_threshold(scores: np.ndarray, labels: np.ndarray, max_overuse: float) -> float:
     """Cut-off with the best F1 on known labels, writing the genre on at most ``max_overuse`` x its positives."""
     known = labels >= 0
-    s, y = scores[known], labels[known] == 1
-    positives = int(y.sum())
-    if positives == 0:
+    positive = labels[known] == 1
+    if not positive.any():
         return 1.0  # never written: nothing to learn it from
-    order = np.argsort(-s, kind="stable")
-    hits = np.cumsum(y[order])
-    written = np.arange(1, len(s) + 1)
-    f1 = 2 * hits / (written + positives)
-    allowed = written <= max_overuse * positives
-    f1 = np.where(allowed, f1, -1)
-    k = int(np.argmax(f1))
-    below = s[order[k + 1]] if k + 1 < len(s) else 0.0
-    return float((s[order[k]] + below) / 2)
+    return best_f1_threshold(scores[known], positive, max_written=max_overuse * int(positive.sum())).value
 
 
 def first_genre(margins: np.ndarray, genres: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -362,8 +355,6 @@ def pseudo_album_gain(data: Dataset, result: CVResult) -> dict[str, Any]:
     held-out scores are replaced by the album mean (:func:`tagger.album.album_probabilities`),
     and the first genre is written under the fold's own abstain cut-off, as without consensus.
     """
-    from tagger.album import AlbumTrack, album_probabilities
-
     clips = data.clips
     members: dict[str, list[int]] = {}
     for i, c in enumerate(clips):

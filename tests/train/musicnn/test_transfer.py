@@ -15,28 +15,30 @@ import pytest
 pytestmark = pytest.mark.train
 
 tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
 
 from tagger.aggregate import aggregate  # noqa: E402
 from tagger.model import Classifier, Head, load_card  # noqa: E402
 from tagger.train.card import write_card  # noqa: E402
+from tagger.train.convert import float_nodes, selective_int8, write  # noqa: E402
 from tagger.train.datasets import Clip, Dataset  # noqa: E402
 from tagger.train.musicnn.backbone import ClipOutputs, WindowOutputs, spread_windows  # noqa: E402
-from tagger.train.musicnn.export import VocabularySpec, build_export_model, margin_scores  # noqa: E402
-from tagger.train.musicnn.port import MUSICNN_FEATURES, build_musicnn, fast_layout  # noqa: E402
+from tagger.train.musicnn.config import GTZAN_GENRES, Prepared, TransferConfig  # noqa: E402
+from tagger.train.musicnn.export import (  # noqa: E402
+    INT8_LAYERS,
+    VocabularySpec,
+    build_export_model,
+    convert_shipped,
+    heads_for_card,
+    margin_scores,
+)
+from tagger.train.musicnn.folds import fit_fold  # noqa: E402
+from tagger.train.musicnn.layouts import fast_layout  # noqa: E402
+from tagger.train.musicnn.port import MUSICNN_FEATURES, build_musicnn  # noqa: E402
 from tagger.train.musicnn.pretrained import MSD_LABELS  # noqa: E402
 from tagger.train.musicnn.softmax_head import WindowTable, fit_head, select, track_probabilities  # noqa: E402
-from tagger.train.musicnn.transfer import (  # noqa: E402
-    GTZAN_GENRES,
-    Prepared,
-    TransferConfig,
-    choose_thresholds,
-    fit_fold,
-    heads_for_card,
-    vocabulary_evidence,
-)
+from tagger.train.musicnn.vocabulary import choose_thresholds, vocabulary_evidence  # noqa: E402
 from tagger.train.musicnn.zero_shot import GENRE_TAGS  # noqa: E402
-from tagger.train.musicnn_int8 import INT8_LAYERS, float_nodes, selective_int8, write  # noqa: E402
-from tagger.train.thresholds import best_f1_threshold, cross_validated_f1  # noqa: E402
 
 MSD_TAGS = GENRE_TAGS
 SPEC = VocabularySpec(MSD_TAGS, tuple(0.3 for _ in MSD_TAGS), ("classical", "disco", "reggae"), (0.4, 0.5, 0.6))
@@ -58,6 +60,7 @@ def _randomise_batch_norms(model: Any, rng: np.random.Generator) -> None:
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tiny musicnn (same layout, 12/3 front-end filters, 8 mid-end, 16-unit embedding) with a trained head,
     converted the way the shipped model is, with its card."""
+    keras.utils.set_random_seed(0)  # Keras's initial weights too: the same tiny net on every run
     rng = np.random.default_rng(0)
     port = build_musicnn(frontend_factor=0.1, midend_filters=8, backend_units=16)
     _randomise_batch_norms(port, rng)
@@ -71,7 +74,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     head = fit_head(table, "embedding+taggram", 1.0, len(GTZAN_GENRES))
     model = build_export_model(friendly, head, GTZAN_GENRES, MSD_TAGS, SPEC)
     out = tmp_path_factory.mktemp("tiny-musicnn")
-    names = write(selective_int8(model, [w[None] for w in windows[:8]]), out / "tiny.tflite")
+    names = write(selective_int8(model, [w[None] for w in windows[:8]], INT8_LAYERS), out / "tiny.tflite")
     thresholds = {t: 0.3 for t in MSD_TAGS}
     card = {
         "name": "tiny-musicnn", "version": "0", "model_file": "tiny.tflite", "features": MUSICNN_FEATURES.to_dict(),
@@ -116,7 +119,7 @@ def test_only_the_timbral_front_end_is_int8(tiny: dict[str, Any]) -> None:
     assert interpreter.get_input_details()[0]["dtype"] == np.float32
     assert all(detail["dtype"] == np.float32 for detail in interpreter.get_output_details())
     names = ["m_1/timbral_74_bn_1/Mul;m_1/timbral_74_pool_1/x", "m_1/timbral_74_conv_1/x", "Identity:0"]
-    assert float_nodes(names) == [names[0], names[2]]
+    assert float_nodes(names, INT8_LAYERS) == [names[0], names[2]]
 
 
 def test_card_loads_and_classifier_gives_every_output(tiny: dict[str, Any]) -> None:
@@ -157,16 +160,6 @@ def test_msd_vocabulary_honours_each_tags_threshold(tiny: dict[str, Any]) -> Non
     assert aggregate(windows, head, top_k=3).chosen == ("Jazz", "Blues")
     assert aggregate(windows, head, top_k=1).chosen == ("Jazz",)
     assert aggregate(np.zeros((2, len(head.labels))), head).chosen == ()
-
-
-def test_f1_thresholds() -> None:
-    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
-    positive = np.array([False, False, False, True, True, True])
-    chosen = best_f1_threshold(scores, positive)
-    assert 0.3 < chosen.value < 0.6 and chosen.f1 == 1.0 and chosen.positives == 3
-    assert best_f1_threshold(scores, positive, floor=0.65).value >= 0.65
-    splits = [([0, 1, 3, 4], [2, 5]), ([1, 2, 4, 5], [0, 3])]
-    assert cross_validated_f1(scores, positive, splits)["f1"] == 1.0
 
 
 def test_head_folding_and_selection() -> None:
@@ -238,12 +231,10 @@ def test_folds_thresholds_and_vocabulary_evidence_on_synthetic_outputs() -> None
 def test_the_shipped_form_is_float16_weights_at_parity(tiny: dict[str, Any], tmp_path: Path) -> None:
     import dataclasses
 
-    from tagger.train.musicnn.transfer import TransferConfig, convert_int8
-
     config = TransferConfig()
     assert config.quantization == "float16-weights"
     path = tmp_path / "tiny16.tflite"
-    names = convert_int8(tiny["model"], tiny["windows"], path, config)
+    names = convert_shipped(tiny["model"], config.quantization, tiny["windows"], path, config.calibration_windows)
     assert names == tiny["outputs"]  # the card's output names do not depend on the form
     card = dataclasses.replace(load_card(tiny["card_path"]), model_file=path)
     windows = tiny["windows"][:8]
@@ -252,4 +243,4 @@ def test_the_shipped_form_is_float16_weights_at_parity(tiny: dict[str, Any], tmp
     for name in ("gtzan", "msd", "genres"):
         np.testing.assert_allclose(prediction.probabilities[name], expected[name], atol=0.03)  # a random tiny net
     with pytest.raises(ValueError, match="quantization"):
-        convert_int8(tiny["model"], tiny["windows"], path, dataclasses.replace(config, quantization="int4"))
+        convert_shipped(tiny["model"], "int4", tiny["windows"], path)

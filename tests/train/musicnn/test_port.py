@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.train]
 
 tf = pytest.importorskip("tensorflow")
 
+from tagger.train.musicnn import layouts, pretrained  # noqa: E402
 from tagger.train.musicnn import port as musicnn  # noqa: E402
-from tagger.train.musicnn import pretrained  # noqa: E402
 
 _LOCAL_WHEEL = Path("/tmp/musicnn") / pretrained.WHEEL_NAME  # a copy some machines hold
 # The shipped file against the float port on random windows: float16 weights measured 0.4% and 0.005 (int8 4%)
@@ -123,7 +123,7 @@ def test_outputs_equal_the_authors_graph(
 
 def test_integer_friendly_layout_computes_the_same(loaded: tuple[Any, musicnn.LoadReport], windows: np.ndarray) -> None:
     model, _ = loaded
-    ours, theirs = model(windows, training=False), musicnn.integer_friendly(model)(windows, training=False)
+    ours, theirs = model(windows, training=False), layouts.integer_friendly(model)(windows, training=False)
     np.testing.assert_allclose(np.asarray(theirs["taggram"]), np.asarray(ours["taggram"]), atol=1e-5)
     np.testing.assert_allclose(np.asarray(theirs["embedding"]), np.asarray(ours["embedding"]), atol=1e-4)
 
@@ -150,7 +150,7 @@ def test_int8_conversion_keeps_a_dynamic_batch(
     loaded: tuple[Any, musicnn.LoadReport], windows: np.ndarray, tmp_path: Path
 ) -> None:
     interpreter_module = pytest.importorskip("ai_edge_litert.interpreter")
-    from tagger.train.musicnn.zero_shot import TFLitePredictor, convert_int8
+    from tagger.train.musicnn.zero_shot import convert_int8, tflite_predictor
 
     model, _ = loaded
     path = convert_int8(model, windows[:4], tmp_path / "musicnn_int8.tflite")
@@ -160,7 +160,7 @@ def test_int8_conversion_keeps_a_dynamic_batch(
     assert interpreter.get_signature_list()["serving_default"]["outputs"] == ["embedding", "taggram"]
     interpreter.resize_tensor_input(given["index"], [3, 187, 96])
     interpreter.allocate_tensors()
-    taggram = TFLitePredictor(path)(windows)  # batch of 6 through the signature runner
+    taggram = tflite_predictor(path)(windows)  # batch of 6 through the tagger's Classifier
     assert taggram.shape == (6, 50)
     expected = np.asarray(model(windows, training=False)["taggram"])
     assert np.abs(taggram - expected).mean() < 0.05  # int8, calibrated on these very windows
@@ -171,14 +171,14 @@ def test_fast_layout_computes_the_same(
     loaded: tuple[Any, musicnn.LoadReport], windows: np.ndarray, timbral: str, temporal: str
 ) -> None:
     model, _ = loaded
-    ours, fast = model(windows, training=False), musicnn.fast_layout(model, timbral, temporal)(windows)
+    ours, fast = model(windows, training=False), layouts.fast_layout(model, timbral, temporal)(windows)
     np.testing.assert_allclose(np.asarray(fast["taggram"]), np.asarray(ours["taggram"]), atol=1e-5)
     np.testing.assert_allclose(np.asarray(fast["embedding"]), np.asarray(ours["embedding"]), atol=1e-4)
 
 
 def test_fast_layout_refuses_an_unknown_formulation(loaded: tuple[Any, musicnn.LoadReport]) -> None:
     with pytest.raises(ValueError, match="timbral formulation"):
-        musicnn.fast_layout(loaded[0], timbral="winograd")
+        layouts.fast_layout(loaded[0], timbral="winograd")
 
 
 def test_fast_layout_as_float_tflite_computes_the_same(
@@ -186,15 +186,15 @@ def test_fast_layout_as_float_tflite_computes_the_same(
 ) -> None:
     """The TFLite ops the converter makes of the layout (strided slices, 1x1 convolutions, pools) are exact."""
     pytest.importorskip("ai_edge_litert.interpreter")
-    from tagger.train.musicnn.export import convert_float
-    from tagger.train.musicnn.zero_shot import TFLitePredictor
+    from tagger.train.convert import float_tflite, write
+    from tagger.train.musicnn.zero_shot import tflite_predictor
 
     model, _ = loaded
     path = tmp_path / "fast.float.tflite"
-    convert_float(musicnn.fast_layout(model), path)
+    write(float_tflite(layouts.fast_layout(model)), path)
     expected = model(windows, training=False)
     for output, atol in (("taggram", 1e-5), ("embedding", 1e-4)):
-        np.testing.assert_allclose(TFLitePredictor(path, output)(windows), np.asarray(expected[output]), atol=atol)
+        np.testing.assert_allclose(tflite_predictor(path, output)(windows), np.asarray(expected[output]), atol=atol)
 
 
 def test_the_shipped_file_stays_close_to_the_float_port(loaded: tuple[Any, musicnn.LoadReport]) -> None:
@@ -202,7 +202,7 @@ def test_the_shipped_file_stays_close_to_the_float_port(loaded: tuple[Any, music
     range of real features; the parity on real clips is in the card."""
     pytest.importorskip("ai_edge_litert.interpreter")
     from tagger.model import MODELS_DIR, Classifier, load_card
-    from tagger.train.musicnn.zero_shot import TFLitePredictor
+    from tagger.train.musicnn.zero_shot import tflite_predictor
 
     if not (MODELS_DIR / "musicnn.json").exists():
         pytest.skip("musicnn model not shipped")
@@ -215,5 +215,5 @@ def test_the_shipped_file_stays_close_to_the_float_port(loaded: tuple[Any, music
     assert embedding is not None
     reference = np.asarray(expected["embedding"])
     assert np.linalg.norm(embedding - reference) / np.linalg.norm(reference) < EMBEDDING_RELATIVE_ERROR_MAX
-    taggram = TFLitePredictor(card.model_file, "taggram")(windows)
+    taggram = tflite_predictor(card.model_file, "taggram")(windows)
     assert np.abs(taggram - np.asarray(expected["taggram"])).max() < TAGGRAM_ABS_ERROR_MAX
