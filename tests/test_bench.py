@@ -1,5 +1,6 @@
-"""The speed benchmark's machinery (not its figures): measuring a process tree, and the child
-processes that time the naive baseline and the tagger's own pipeline on a real file."""
+"""The speed benchmark's machinery (not its figures): measuring a process tree (bench/measure.py), and the
+child processes (bench/children.py, started through bench/run.py) that time the naive baseline and the
+tagger's own pipeline on a real file."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from types import ModuleType
 
 import pytest
 
+from bench import children, measure
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 
@@ -41,10 +43,10 @@ def run_child(bench: ModuleType, capsys: pytest.CaptureFixture[str], *args: str)
     return result
 
 
-def test_measure_counts_the_child_tree_cpu_and_its_memory(bench: ModuleType) -> None:
+def test_measure_counts_the_child_tree_cpu_and_its_memory() -> None:
     # 64 MiB written (so resident), then 0.4 s of CPU while the sampler reads its VmHWM
     busy = "import time\nx = b'x' * (64 << 20)\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
-    measured = bench.measure([sys.executable, "-c", busy], env={})
+    measured = measure.measure([sys.executable, "-c", busy], env={})
     assert measured.returncode == 0
     assert 0.4 <= measured.cpu <= measured.wall + 0.5
     assert measured.peak_mb["main"] >= 64  # the 64 MiB buffer, seen through VmHWM
@@ -56,7 +58,7 @@ def test_naive_child_windows_the_whole_track_through_librosa(
 ) -> None:
     from tagger.model import load_card
 
-    expected = len(bench._librosa_windows(track, load_card(TINY_CARD)))
+    expected = len(children._librosa_windows(track, load_card(TINY_CARD)))
     result = run_child(bench, capsys, "naive", str(TINY_CARD), "1", str(track))
     assert result["windows"] == expected > 1
     assert result["tracks"] == 1
@@ -79,13 +81,13 @@ def test_model_child_times_the_card_file(bench: ModuleType, capsys: pytest.Captu
     data = run_child(bench, capsys, "model", str(TINY_CARD), "1", str(track))
     files = data["files"]
     assert isinstance(files, dict) and set(files) == {"shipped"}  # the tiny card has no previous file
-    assert 0 < data["windows"] <= bench.MODEL_WINDOWS  # type: ignore[operator]
+    assert 0 < data["windows"] <= children.MODEL_WINDOWS  # type: ignore[operator]
     assert files["shipped"]["cpu_ms"] > 0 and files["shipped"]["repeats"] == 3
 
 
-def test_the_previous_musicnn_file_is_kept_for_the_comparison(bench: ModuleType) -> None:
+def test_the_previous_musicnn_file_is_kept_for_the_comparison() -> None:
     from tagger.model import MODELS_DIR
 
-    previous = bench.BASELINE_MODELS["musicnn"]
+    previous = children.BASELINE_MODELS["musicnn"]
     assert previous.is_file() and previous.read_bytes()[4:8] == b"TFL3"  # a TFLite flatbuffer
     assert previous.read_bytes() != (MODELS_DIR / "musicnn.tflite").read_bytes()
