@@ -52,14 +52,13 @@ from sqlalchemy import func, select
 
 from tagger.errors import TaggerError
 from tagger.genres import GenreRules, genre_key
-from tagger.library import embedding_from_bytes
 from tagger.model import Head, ModelCard
 from tagger.store import Database, Result, Track, TrackStatus
+from tagger.store.embedding import embedding_from_bytes
 from tagger.tags.grouping import Grouping, read_grouping
+from tagger.vocabulary import CARD_KIND, CARD_SCHEMA_VERSION, LinearHead
 from tagger.walk import canonical_path, is_under
 
-CARD_KIND = "genre-tagger learned vocabulary"
-CARD_SCHEMA_VERSION = 1
 DEFAULT_NAME = "mine"
 DEFAULT_MIN_TRACKS = 20
 DEFAULT_F1_FLOOR = 0.5
@@ -155,43 +154,6 @@ class LabelFigures:
     @property
     def learned(self) -> bool:
         return not self.refused
-
-
-@dataclass
-class LinearHead:
-    """``sigmoid(((x - mean) / scale) @ weights.T + bias)``: one row of weights per label."""
-
-    mean: np.ndarray  # (dims,)
-    scale: np.ndarray  # (dims,)
-    weights: np.ndarray  # (labels, dims)
-    bias: np.ndarray  # (labels,)
-
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
-        z = (np.atleast_2d(embeddings).astype(np.float64) - self.mean) / self.scale
-        return 1.0 / (1.0 + np.exp(-np.clip(z @ self.weights.T + self.bias, -60.0, 60.0)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mean": _floats(self.mean),
-            "scale": _floats(self.scale),
-            "weights": [_floats(row) for row in self.weights],
-            "bias": _floats(self.bias),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LinearHead:
-        head = cls(
-            mean=np.asarray(data["mean"], dtype=np.float64),
-            scale=np.asarray(data["scale"], dtype=np.float64),
-            weights=np.asarray(data["weights"], dtype=np.float64),
-            bias=np.asarray(data["bias"], dtype=np.float64),
-        )
-        dims = head.mean.shape
-        if head.scale.shape != dims or head.weights.ndim != 2 or head.weights.shape[1:] != dims:
-            raise ValueError("linear head: mean, scale and weights disagree on the embedding size")
-        if head.bias.shape != head.weights.shape[:1] or not np.all(head.scale > 0):
-            raise ValueError("linear head: bias does not match the weights, or a scale is not positive")
-        return head
 
 
 @dataclass
@@ -649,7 +611,3 @@ def save_vocabulary(learned: Learned, directory: Path, now: datetime | None = No
 def _saved_versions(directory: Path, name: str) -> list[int]:
     found = (re.fullmatch(rf"{re.escape(name)}\.v(\d+)\.json", p.name) for p in directory.glob(f"{name}.v*.json"))
     return [int(m.group(1)) for m in found if m]
-
-
-def _floats(values: np.ndarray) -> list[float]:
-    return [float(v) for v in np.round(np.asarray(values, dtype=np.float64), 7)]

@@ -32,6 +32,7 @@ from tagger.pipeline import TrackAnalysis
 from tagger.policy import Policy, decide
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.store.db import insert_if_absent
+from tagger.store.embedding import embedding_to_bytes
 from tagger.tags import GenreTags, open_tags
 from tagger.tags.base import finish_in_place, leftover_temps
 from tagger.vocabulary import Vocabulary, resolve_vocabulary
@@ -359,7 +360,7 @@ class Library:
                 chosen=list(genres.chosen),
                 confident=genres.confident,
                 windows=analysis.window_timeline(plan.probabilities),
-                embedding=_embedding_bytes(analysis.embedding),
+                embedding=embedding_to_bytes(analysis.embedding),
                 decided_with=self.options.decided_with,
             )
             session.add(result)
@@ -473,14 +474,6 @@ def _safe_fingerprint(path: Path, size: int) -> str | None:
         return fingerprint(path, size)
     except (OSError, FileError):
         return None
-
-
-def _embedding_bytes(embedding: np.ndarray | None) -> bytes | None:
-    return None if embedding is None else np.asarray(embedding, dtype=np.float16).tobytes()
-
-
-def embedding_from_bytes(data: bytes | None) -> np.ndarray | None:
-    return None if data is None else np.frombuffer(data, dtype=np.float16).astype(np.float32)
 
 
 def _low_confidence_reason(genres: TrackGenres) -> str:

@@ -29,7 +29,6 @@ from tagger.learn import (
     GenreNormaliser,
     LabelFigures,
     Learned,
-    LinearHead,
     best_threshold,
     cross_validate,
     fit_head,
@@ -39,14 +38,21 @@ from tagger.learn import (
     save_vocabulary,
     split_genres,
 )
-from tagger.learned import LearnedVocabulary, load_learned_vocabulary, stored_analyses
 from tagger.library import Library, Outcome, TagOptions
 from tagger.model import ModelCard
 from tagger.report import build_report
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Track
+from tagger.store.queries import stored_analyses
 from tagger.tags import open_tags
-from tagger.vocabulary import ModelVocabulary, resolve_vocabulary, vocabularies_dir
+from tagger.vocabulary import (
+    LearnedVocabulary,
+    LinearHead,
+    ModelVocabulary,
+    load_learned_vocabulary,
+    resolve_vocabulary,
+    vocabularies_dir,
+)
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 from trainer.synthetic import RECIPES

@@ -18,14 +18,14 @@ from mutagen.flac import FLAC
 from typer.testing import CliRunner
 
 from tagger.cli import app
-from tagger.learn import LabelFigures, Learned, LinearHead, save_vocabulary
+from tagger.learn import LabelFigures, Learned, save_vocabulary
 from tagger.library import Library, TagOptions
 from tagger.model import ModelCard
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database
 from tagger.tags import open_tags
 from tagger.tags.grouping import Grouping, read_grouping
-from tagger.vocabulary import vocabularies_dir
+from tagger.vocabulary import LinearHead, vocabularies_dir
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 from trainer.synthetic import RECIPES
