@@ -91,10 +91,11 @@ from watchdog.observers.polling import PollingObserver
 
 from tagger.config import Settings, WatchSettings
 from tagger.errors import DatabaseError, ModelError
-from tagger.library import FileState, Library, Outcome, TagOptions, TrackReport
+from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.sdnotify import Notifier
 from tagger.store import TrackStatus
+from tagger.track import FileState, Outcome, TrackReport
 from tagger.walk import canonical_path, is_candidate, iter_audio_files
 
 log = logging.getLogger("tagger.daemon")

@@ -38,13 +38,14 @@ from tagger.learn import (
     save_vocabulary,
     split_genres,
 )
-from tagger.library import Library, Outcome, TagOptions
 from tagger.model import ModelCard
+from tagger.record import Library, TagOptions
 from tagger.report import build_report
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Track
 from tagger.store.queries import stored_analyses
 from tagger.tags import open_tags
+from tagger.track import Outcome
 from tagger.vocabulary import (
     LearnedVocabulary,
     LinearHead,

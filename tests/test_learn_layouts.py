@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from tagger.cli import app
 from tagger.learn import LabelFigures, Learned, save_vocabulary
-from tagger.library import Library, TagOptions
 from tagger.model import ModelCard
+from tagger.record import Library, TagOptions
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database
 from tagger.tags import open_tags

@@ -13,14 +13,15 @@ from sqlalchemy import func, select
 
 from tagger import scan as scan_module
 from tagger.errors import ModelError
-from tagger.library import Library, Outcome, TagOptions
 from tagger.model import Classifier, ModelCard, load_card
 from tagger.policy import Policy
+from tagger.record import Library, TagOptions
 from tagger.report import build_report
 from tagger.restore import restore
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.tags import open_tags
+from tagger.track import Outcome
 from tests.audio_factory import ALL_EXTENSIONS, make_track
 from tests.conftest import TINY_CARD
 from tests.sabotage import sabotaged_analyse

@@ -14,10 +14,11 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, select, text
 
-from tagger.library import FileState, Library
 from tagger.model import ModelCard
+from tagger.record import Library
 from tagger.store import Database, Result, Track, TrackStatus
 from tagger.store.db import migrations_dir
+from tagger.track import FileState
 from tests.conftest import TINY_CARD
 
 
@@ -183,7 +184,7 @@ def test_a_track_recorded_by_another_process_meanwhile_is_not_a_crash(db_url: st
     code = """if True:
         import sys
         from pathlib import Path
-        from tagger.library import Library
+        from tagger.record import Library
         from tagger.model import load_card
         from tagger.store import Database
         library = Library(Database(sys.argv[1]), load_card(sys.argv[3]))
