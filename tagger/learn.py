@@ -48,13 +48,14 @@ from typing import Any
 import numpy as np
 from mutagen._constants import GENRES
 from mutagen.id3 import TCON
-from sqlalchemy import func, select
+from sqlalchemy import and_, select
 
 from tagger.errors import TaggerError
 from tagger.genres import GenreRules, genre_key
 from tagger.model import Head, ModelCard
 from tagger.store import Database, Result, Track, TrackStatus
 from tagger.store.embedding import embedding_from_bytes
+from tagger.store.queries import is_latest_result
 from tagger.tags.grouping import Grouping, read_grouping
 from tagger.vocabulary import CARD_KIND, CARD_SCHEMA_VERSION, LinearHead
 from tagger.walk import canonical_path, is_under
@@ -289,16 +290,10 @@ def collect(
     """Tagged tracks under ``roots`` with their latest embedding from ``model_id`` (others are refused);
     their genres named through ``rules`` (the ``[genres.map]`` aliases)."""
     wanted = [canonical_path(root) for root in roots]
-    latest = (
-        select(Result.track_id, func.max(Result.id).label("id"))
-        .where(Result.model_id == model_id, Result.embedding.is_not(None))
-        .group_by(Result.track_id)
-        .subquery()
-    )
+    latest = is_latest_result(model_id=model_id, with_embedding=True)
     query = (
         select(Track.path, Track.user_genres, Result.embedding)
-        .outerjoin(latest, latest.c.track_id == Track.id)
-        .outerjoin(Result, Result.id == latest.c.id)
+        .outerjoin(Result, and_(Result.track_id == Track.id, latest))
         .where(Track.status != TrackStatus.GONE)
         .order_by(Track.path)
     )

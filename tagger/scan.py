@@ -26,7 +26,7 @@ from tagger.lifetime import die_with_parent_thread, exit_with_parent_process
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import TrackAnalysis, analyse_track
 from tagger.record import AlbumChoice, Library
-from tagger.store.queries import outdated_writes, stored_analyses
+from tagger.store.retag import outdated_writes, stored_analyses
 from tagger.tags import open_tags
 from tagger.tags.base import BEING_WRITTEN, being_written
 from tagger.track import FileState, Outcome, TrackReport

@@ -43,7 +43,7 @@ from tagger.record import Library, TagOptions
 from tagger.report import build_report
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Track
-from tagger.store.queries import stored_analyses
+from tagger.store.retag import stored_analyses
 from tagger.tags import open_tags
 from tagger.track import Outcome
 from tagger.vocabulary import (

@@ -1,5 +1,4 @@
-"""The recorded tracks: their states for triage, moves and deletions, and what the database can answer
-without the audio (re-tagging from stored results)."""
+"""The recorded tracks: their states for triage, moves and deletions, and each track's latest result."""
 
 from __future__ import annotations
 
@@ -8,17 +7,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import aliased
 
 from tagger.errors import FileError
-from tagger.pipeline import TrackAnalysis
 from tagger.store.db import Database
-from tagger.store.embedding import embedding_from_bytes
-from tagger.store.models import Result, TagWrite, TagWriteStatus, Track, TrackStatus
+from tagger.store.models import Result, Track, TrackStatus
 from tagger.track import FileState, KnownState, Outcome, TrackReport, fingerprint
-from tagger.vocabulary import LearnedVocabulary, Vocabulary
 from tagger.walk import canonical_path, is_under
 
 
@@ -125,101 +120,22 @@ def move(db: Database, source: str | Path, destination: str | Path, root: str | 
         return True
 
 
-# ------------------------------------------------------------------ re-tagging from stored results
+# ------------------------------------------------------------------ results
+def is_latest_result(
+    model_id: str | None = None, vocabulary: str | None = None, with_embedding: bool = False
+) -> ColumnElement[bool]:
+    """True for the ``Result`` row that is its track's latest among those from ``model_id``, under
+    ``vocabulary`` and holding an embedding (each where given): the one "latest result per track" rule.
 
-
-def stored_analyses(
-    db: Database,
-    vocabulary: Vocabulary,
-    model_id: str,
-    decided_with: str | None = None,
-    paths: list[str] | None = None,
-) -> dict[str, TrackAnalysis]:
-    """path -> an analysis rebuilt from the database, for tracks that can be re-tagged without audio.
-
-    That is a classified track (among ``paths``, if given) whose latest result is from ``model_id`` and
-
-    * under this vocabulary, but decided with other options than ``decided_with`` (see
-      :attr:`~tagger.record.TagOptions.decided_with`; unknown for rows older than that column)
-      and not restored since: rebuilt from the stored window probabilities, so a new top-k or
-      policy needs no decoding;
-    * for a learned vocabulary, under another vocabulary (or under this name but older than the
-      vocabulary's current version) with an embedding.
+    A filter on ``Result``, correlated with the query it is used in (one index lookup per row,
+    ``ix_results_track_created``): ``select(Result).where(is_latest_result())``, or in a join's ON clause.
     """
     newer = aliased(Result)
-    latest = select(func.max(newer.id)).where(newer.track_id == Track.id).scalar_subquery()  # per track (indexed)
-    same = Result.vocabulary == vocabulary.name
-    # A decision whose tag write the owner undid (`tagger restore`) is left alone: `--force` redoes it.
-    restored = select(TagWrite.id).where(TagWrite.result_id == Result.id, TagWrite.status == TagWriteStatus.RESTORED)
-    redecide = (
-        and_(same, or_(Result.decided_with.is_(None), Result.decided_with != decided_with), ~restored.exists())
-        if decided_with is not None
-        else false()
-    )
-    stale: ColumnElement[bool] = redecide
-    if not vocabulary.needs_audio:
-        other = ~same
-        if isinstance(vocabulary, LearnedVocabulary):
-            other = or_(other, Result.created_at < vocabulary.learned_at)
-        stale = or_(stale, and_(other, Result.embedding.is_not(None)))
-    query = (
-        select(Track.path, Track.duration, Result.model_id, Result.vocabulary, Result.windows, Result.embedding)
-        .join(Result, Result.id == latest)
-        .where(Track.status == TrackStatus.DONE, Result.model_id == model_id, stale)
-    )
-    if paths is not None:
-        query = query.where(Track.path.in_(paths))
-    analyses: dict[str, TrackAnalysis] = {}
-    with db.session() as session:
-        for path, duration, result_model, result_vocabulary, windows, embedding in session.execute(query):
-            probabilities: dict[str, np.ndarray] = {}
-            starts: list[float] = []
-            if result_vocabulary == vocabulary.name and vocabulary.needs_audio:
-                rows = np.asarray((windows or {}).get("probabilities") or [], dtype=np.float32)
-                if rows.ndim != 2 or len(rows) == 0 or rows.shape[1] != len(vocabulary.head.labels):
-                    continue  # nothing to re-decide from: left as it is (--force re-classifies)
-                probabilities = {vocabulary.name: rows}
-                starts = list(windows.get("starts") or [])
-            elif embedding is None:
-                continue  # a learned vocabulary reads the embedding: this track needs a scan with --force
-            analyses[path] = TrackAnalysis(
-                path=Path(path),
-                model_id=result_model,
-                duration=duration or 0.0,
-                window_starts=starts,
-                probabilities=probabilities,
-                embedding=embedding_from_bytes(embedding),
-            )
-    return analyses
-
-
-def outdated_writes(db: Database, vocabulary: Vocabulary, model_id: str, paths: list[str] | None = None) -> set[str]:
-    """Paths of unchanged-looking tracks to classify again (decoded) because the default moved on.
-
-    A classified track whose latest result is from another model (``model_id``) or another model
-    head than ``vocabulary``, and whose genre this tool wrote (its latest tag write applied, not
-    restored): its stored probabilities are the old head's, so only the audio can give the new
-    genres. Where the owner's genre was kept, or the owner restored it, the track is left alone.
-    A learned vocabulary is not concerned: it reads embeddings of its own model only.
-    """
-    if not vocabulary.needs_audio:
-        return set()
-    newer = aliased(Result)
-    latest = select(func.max(newer.id)).where(newer.track_id == Track.id).scalar_subquery()
-    write = aliased(TagWrite)
-    latest_write = select(func.max(write.id)).where(write.track_id == Track.id).scalar_subquery()
-    query = (
-        select(Track.path)
-        # track_id spelled out too: the same rows, and the planner sees how the tables connect
-        .join(Result, and_(Result.track_id == Track.id, Result.id == latest))
-        .join(TagWrite, and_(TagWrite.track_id == Track.id, TagWrite.id == latest_write))
-        .where(
-            Track.status == TrackStatus.DONE,
-            TagWrite.status == TagWriteStatus.APPLIED,
-            or_(Result.model_id != model_id, Result.vocabulary != vocabulary.name),
-        )
-    )
-    if paths is not None:
-        query = query.where(Track.path.in_(paths))
-    with db.session() as session:
-        return set(session.scalars(query))
+    latest = select(func.max(newer.id)).where(newer.track_id == Result.track_id)
+    if model_id is not None:
+        latest = latest.where(newer.model_id == model_id)
+    if vocabulary is not None:
+        latest = latest.where(newer.vocabulary == vocabulary)
+    if with_embedding:
+        latest = latest.where(newer.embedding.is_not(None))
+    return Result.id == latest.scalar_subquery()
