@@ -95,6 +95,7 @@ from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.sdnotify import Notifier
 from tagger.store import TrackStatus
+from tagger.store.db import sqlite_file
 from tagger.track import FileState, Outcome, TrackReport
 from tagger.walk import canonical_path, is_candidate, iter_audio_files
 
@@ -125,8 +126,7 @@ WATCHED_EVENTS: list[type[FileSystemEvent]] = [
 # ---------------------------------------------------------------------------- status file
 def status_file_for(db_url: str) -> Path:
     """Where the daemon for ``db_url`` writes its status (see the module docstring)."""
-    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:///:memory:"):
-        database = Path(db_url.removeprefix("sqlite:///").split("?", 1)[0])
+    if (database := sqlite_file(db_url)) is not None:
         return database.with_name(database.name + ".status.json")
     return Path(user_state_dir("genre-tagger")) / "status.json"
 

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from platformdirs import user_data_dir
 
 from tagger.errors import ModelError
 from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
+from tagger.store.db import sqlite_file
 from tagger.store.embedding import as_stored
 
 CARD_KIND = "genre-tagger learned vocabulary"
@@ -141,10 +143,8 @@ def load_learned_vocabulary(path: str | Path, card: ModelCard) -> LearnedVocabul
 
 def vocabularies_dir(database_url: str) -> Path:
     """Learned vocabularies live beside an SQLite database file, else in the XDG data dir."""
-    if database_url.startswith("sqlite:///") and ":memory:" not in database_url:
-        return Path(database_url.removeprefix("sqlite:///")).parent / "vocabularies"
-    from platformdirs import user_data_dir
-
+    if (file := sqlite_file(database_url)) is not None:
+        return file.parent / "vocabularies"
     return Path(user_data_dir("genre-tagger")) / "vocabularies"
 
 
