@@ -91,6 +91,7 @@ from watchdog.observers.polling import PollingObserver
 
 from tagger.config import Settings, WatchSettings
 from tagger.errors import DatabaseError, ModelError
+from tagger.files import write_json_atomically
 from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.sdnotify import Notifier
@@ -129,14 +130,6 @@ def status_file_for(db_url: str) -> Path:
     if (database := sqlite_file(db_url)) is not None:
         return database.with_name(database.name + ".status.json")
     return Path(user_state_dir("genre-tagger")) / "status.json"
-
-
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    """Readers never see a half-written file: temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def read_status(path: Path) -> dict[str, Any] | None:

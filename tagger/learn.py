@@ -51,6 +51,7 @@ from mutagen.id3 import TCON
 from sqlalchemy import and_, select
 
 from tagger.errors import TaggerError
+from tagger.files import write_json_atomically
 from tagger.genres import GenreRules, genre_key
 from tagger.model import Head, ModelCard
 from tagger.store import Database, Result, Track, TrackStatus
@@ -597,9 +598,7 @@ def save_vocabulary(learned: Learned, directory: Path, now: datetime | None = No
         if not keep.exists():
             keep.write_bytes(path.read_bytes())
     card = learned.to_card(version, (now or datetime.now(UTC)).astimezone(UTC))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(card, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json_atomically(path, card, indent=1)
     return path
 
 
