@@ -58,7 +58,7 @@ from tagger.store import Database, Result, Track, TrackStatus
 from tagger.store.embedding import embedding_from_bytes
 from tagger.store.queries import is_latest_result
 from tagger.tags.grouping import Grouping, read_grouping
-from tagger.vocabulary import CARD_KIND, CARD_SCHEMA_VERSION, LinearHead
+from tagger.vocabulary import CARD_KIND, CARD_SCHEMA_VERSION, EmbeddingHead
 from tagger.walk import canonical_path, is_under
 
 DEFAULT_NAME = "mine"
@@ -176,7 +176,7 @@ class Learned:
     grouped_by: dict[str, int] = field(default_factory=dict)  # level -> tagged tracks grouped at it
     folds: int = 0
     dims: int = 0
-    head: LinearHead | None = None  # None: no label passed
+    head: EmbeddingHead | None = None  # None: no label passed
     roots: list[str] = field(default_factory=list)
 
     @property
@@ -328,7 +328,7 @@ def collect(
 
 
 # ---------------------------------------------------------------------------------------- fitting
-def fit_head(x: np.ndarray, y: np.ndarray, c: float = REGULARISATION_C) -> LinearHead:
+def fit_head(x: np.ndarray, y: np.ndarray, c: float = REGULARISATION_C) -> EmbeddingHead:
     """Standardise, then one class-balanced L2 logistic regression per column of ``y`` (0/1).
 
     The regressions are independent, so their summed objective is separable: one L-BFGS run
@@ -349,7 +349,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, c: float = REGULARISATION_C) -> Linea
     varied = np.flatnonzero(~constant)
     if len(varied):
         weights[varied], bias[varied] = _balanced_logistic(z, y[:, varied].astype(np.float64), c)
-    return LinearHead(scaler.mean_.copy(), scaler.scale_.copy(), weights, bias)
+    return EmbeddingHead(scaler.mean_.copy(), scaler.scale_.copy(), weights, bias)
 
 
 def _balanced_logistic(z: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:

@@ -53,7 +53,7 @@ class ModelVocabulary(Vocabulary):
 
 
 @dataclass
-class LinearHead:
+class EmbeddingHead:
     """``sigmoid(((x - mean) / scale) @ weights.T + bias)``: one row of weights per label."""
 
     mean: np.ndarray  # (dims,)
@@ -74,7 +74,7 @@ class LinearHead:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LinearHead:
+    def from_dict(cls, data: dict[str, Any]) -> EmbeddingHead:
         head = cls(
             mean=np.asarray(data["mean"], dtype=np.float64),
             scale=np.asarray(data["scale"], dtype=np.float64),
@@ -95,7 +95,7 @@ class LearnedVocabulary(Vocabulary):
     needs_audio = False
 
     def __init__(
-        self, head: Head, linear: LinearHead, model_id: str, learned_at: datetime, card: dict[str, Any]
+        self, head: Head, linear: EmbeddingHead, model_id: str, learned_at: datetime, card: dict[str, Any]
     ) -> None:
         self.head = head
         self.linear = linear
@@ -132,7 +132,7 @@ def load_learned_vocabulary(path: str | Path, card: ModelCard) -> LearnedVocabul
         raise ModelError(f"model {card.model_id} has no embedding output")
     try:
         head = Head.from_dict(path.stem, data["head"])
-        linear = LinearHead.from_dict(data["linear"])
+        linear = EmbeddingHead.from_dict(data["linear"])
         learned_at = datetime.fromisoformat(data["learned_at"].replace("Z", "+00:00")).astimezone(UTC)
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"learned vocabulary {path} is missing or has a bad field: {error}") from error

@@ -67,7 +67,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class TagOptions:
+class FormatOptions:
     """Per-call choices that only some families use (kept together so every family has one signature)."""
 
     id3_version: int = 4
@@ -107,10 +107,12 @@ class GenreTags(ABC):
     kinds: ClassVar[Mapping[type[FileType], str]]
     """mutagen classes this family handles -> the ``format`` name reported."""
 
-    def __init__(self, path: Path, audio: FileType, identity: FileIdentity, options: TagOptions | None = None) -> None:
+    def __init__(
+        self, path: Path, audio: FileType, identity: FileIdentity, options: FormatOptions | None = None
+    ) -> None:
         self.path = path
         self.format: str = self.kinds[type(audio)]
-        self.options = options or TagOptions()
+        self.options = options or FormatOptions()
         self._kind: type[FileType] = type(audio)
         self._audio = audio
         self._identity = identity
