@@ -384,7 +384,3 @@ class Scanner:
             process.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
-
-
-def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))

@@ -284,14 +284,6 @@ def repr_digest(obj: object) -> str:
     return digest(_ENCODING_RE.sub("", repr(obj)).encode("utf-8", "surrogatepass"))
 
 
-def group_pairs(pairs: Iterable[tuple[str, T]], convert: Callable[[T], str]) -> dict[str, list[str]]:
-    """``[(key, value), ...]`` -> ``{key: [text, ...]}`` keeping value order."""
-    out: dict[str, list[str]] = {}
-    for key, value in pairs:
-        out.setdefault(key, []).append(convert(value))
-    return out
-
-
 def clean_genres(path: Path, genres: list[str]) -> list[str]:
     """Strip, drop empties and duplicates; refuse values no tag format can hold."""
     if isinstance(genres, str | bytes) or not isinstance(genres, Iterable):
