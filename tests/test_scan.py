@@ -225,26 +225,6 @@ def test_interrupted_scan_resumes_where_it_stopped(
     assert resumed.counts == {Outcome.SKIPPED: 3, Outcome.TAGGED: len(ALL_EXTENSIONS) - 3}
 
 
-def test_crash_between_record_and_file_write_is_finished_next_run(
-    tmp_path: Path, database: Database, tiny_card: ModelCard
-) -> None:
-    path = make_track(tmp_path / "music" / "a.ogg", seconds=3.0)
-    run_scan(database, tiny_card, tmp_path / "music")
-    written = open_tags(path).read_genres()
-    # Simulate a crash after the pending record, before the file write: the write is pending, file untouched.
-    open_tags(path).write_genres([])
-    with database.session() as session:
-        write = session.scalar(select(TagWrite))
-        assert write is not None
-        write.status = TagWriteStatus.PENDING
-        write.track.status = TrackStatus.PENDING
-    library = Library(database, tiny_card)
-    assert library.recover() == 1
-    summary = run_scan(database, tiny_card, tmp_path / "music")
-    assert summary.counts[Outcome.TAGGED] == 1
-    assert open_tags(path).read_genres() == written
-
-
 def test_moved_track_is_followed_not_reclassified(tmp_path: Path, database: Database, tiny_card: ModelCard) -> None:
     root = tmp_path / "music"
     path = make_track(root / "a" / "song.flac", seconds=3.0)

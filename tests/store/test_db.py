@@ -1,19 +1,188 @@
-"""The one rule for which file a SQLite URL means: the database, its lock, the daemon's status file and the
-learned vocabularies all follow the file SQLite really opens, however the URL spells it."""
+"""The store on every engine the README promises (a SQLite file, a real PostgreSQL server)."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from platformdirs import user_data_dir
+from sqlalchemy import create_engine, inspect, select, text
 
 from tagger.daemon import status_file_for
-from tagger.store import Database
-from tagger.store.db import sqlite_file
+from tagger.model import ModelCard
+from tagger.record import Library
+from tagger.store import Database, Result, Track, TrackStatus
+from tagger.store.db import migrations_dir, sqlite_file
+from tagger.track import FileState
 from tagger.vocabulary import vocabularies_dir
 
 
+def head_revision() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return str(ScriptDirectory.from_config(config).get_current_head())
+
+
+def test_migration_creates_the_schema_in_an_empty_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "tagger.db"
+    Database(path)
+    connection = sqlite3.connect(path)
+    tables = {row[0] for row in connection.execute("select name from sqlite_master where type='table'")}
+    assert {"tracks", "results", "tag_writes", "alembic_version"} <= tables
+    assert connection.execute("select version_num from alembic_version").fetchone() == (head_revision(),)
+    assert connection.execute("pragma journal_mode").fetchone() == ("wal",)
+    assert connection.execute("pragma integrity_check").fetchone() == ("ok",)
+
+
+def test_migration_creates_the_schema(any_database: Database) -> None:
+    assert {"tracks", "results", "tag_writes", "alembic_version"} <= set(inspect(any_database.engine).get_table_names())
+    with any_database.engine.connect() as connection:
+        assert connection.scalar(text("select version_num from alembic_version")) == head_revision()
+
+
+def test_reopening_is_a_no_op(any_database: Database) -> None:
+    with any_database.session() as session:
+        session.add(Track(path="/music/a.flac", status="done"))
+    again = Database(any_database.url)
+    with again.session() as session:
+        assert session.scalar(select(Track.path)) == "/music/a.flac"
+    again.dispose()
+
+
+def test_non_utf8_file_names_round_trip(any_database: Database) -> None:
+    name = b"/music/caf\xe9.flac".decode("utf-8", "surrogateescape")  # Latin-1 name on a UTF-8 system
+    with any_database.session() as session:
+        session.add(Track(path=name, status="done"))
+    with any_database.session() as session:
+        assert session.scalar(select(Track.path)) == name
+        assert session.scalar(select(Track).where(Track.path == name)) is not None
+
+
+def test_sizes_past_2_gib_and_nanosecond_mtimes_are_exact(any_database: Database) -> None:
+    size, mtime_ns = 5 * 2**30 + 7, 1_764_582_542_123_456_789  # 32-bit INTEGER / FLOAT columns lose both
+    with any_database.session() as session:
+        session.add(Track(path="/music/long.flac", status="done", size=size, mtime_ns=mtime_ns))
+    with any_database.session() as session:
+        assert session.execute(select(Track.size, Track.mtime_ns)).one() == (size, mtime_ns)
+
+
+def test_sqlalchemy_url_is_accepted(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'url.db'}")
+    assert (tmp_path / "url.db").exists()
+    assert db.url.startswith("sqlite:///")
+
+
+def test_a_0001_database_is_upgraded_and_keeps_its_results(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
+    command.upgrade(config, "0001")
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "insert into tracks (id, path, status, first_seen, updated_at) "
+            "values (1, '/m/a.flac', 'done', '2026-01-01', '2026-01-01')"
+        )
+        connection.execute(
+            "insert into results (track_id, model_id, vocabulary, genres, chosen, confident, windows, created_at) "
+            """values (1, 'tiny@1', 'synthetic', '[]', '["drone"]', 1, '{}', '2026-01-01')"""
+        )
+    database = Database(path)
+    with database.session() as session:
+        result = session.scalar(select(Result))
+        assert result is not None and result.chosen == ["drone"] and result.decided_with is None
+
+
+def test_upgrade_from_0001_keeps_tracks_unchanged(db_url: str, tmp_path: Path, tiny_card: ModelCard) -> None:
+    """A database made by the first release: its float mtimes become the files' exact st_mtime_ns."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    if db_url.startswith("sqlite:///"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+    engine = create_engine(db_url)
+    audio = tmp_path / "song.flac"
+    audio.write_bytes(b"fLaC" + os.urandom(4000))
+    os.utime(audio, ns=(1_764_582_542_123_456_789, 1_764_582_542_123_456_789))  # not exact as a float
+    stat = audio.stat()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(
+            text(
+                "insert into tracks (path, size, mtime, status, first_seen, updated_at) values "
+                "(:path, :size, :mtime, 'done', current_timestamp, current_timestamp), "
+                "('/gone/old.flac', 10, 1700000000.25, 'gone', current_timestamp, current_timestamp)"
+            ),
+            {"path": str(audio), "size": stat.st_size, "mtime": stat.st_mtime},
+        )
+    engine.dispose()
+    database = Database(db_url)
+    library = Library(database, tiny_card)
+    with database.session() as session:
+        stored = session.scalar(select(Track.mtime_ns).where(Track.path == str(audio)))
+        if db_url.startswith("mysql"):  # 0001's FLOAT (6 digits as read): such a track is classified once more
+            assert stored is not None and stored != stat.st_mtime_ns
+        else:
+            assert stored == stat.st_mtime_ns
+            assert library.is_unchanged(library.known_state(audio), FileState.of(audio))  # not classified again
+        old = session.scalar(select(Track.mtime_ns).where(Track.path == "/gone/old.flac"))
+        assert old == 1_700_000_000_250_000_000 or db_url.startswith("mysql")
+        session.add(Track(path="/music/huge.flac", status=TrackStatus.DONE, size=3 * 2**30))  # now a BIGINT
+    database.dispose()
+
+
+def python_process(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def test_two_first_starts_at_once_both_succeed(db_url: str, tmp_path: Path) -> None:
+    """Two processes migrating an empty database at the same moment (was: one died creating alembic_version)."""
+    code = """if True:
+        import sys, time
+        from tagger.store import Database
+        time.sleep(max(0, float(sys.argv[2]) - time.time()))
+        Database(sys.argv[1])
+        print("ok")"""
+    start = str(time.time() + 6)  # both have imported SQLAlchemy and Alembic by then
+    users = [{"XDG_DATA_HOME": str(tmp_path / user), "HOME": str(tmp_path / user)} for user in ("service", "owner")]
+    processes = [python_process(code, db_url, start, env=env) for env in users]
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0 and stdout == "ok\n", stderr[-2000:]
+
+
+def test_the_writer_lock_excludes_other_users_processes(db_url: str, tmp_path: Path) -> None:
+    """The service user's daemon and an interactive scan: different data folders, one lock (the database's)."""
+    holder = Database(db_url)
+    code = """if True:
+        import sys
+        from tagger.store import Database
+        database = Database(sys.argv[1])
+        print("ready", flush=True)
+        with database.writer_lock():
+            print("locked", flush=True)"""
+    with holder.writer_lock():
+        other = python_process(code, db_url, env={"XDG_DATA_HOME": str(tmp_path / "other-user"), "HOME": str(tmp_path)})
+        assert other.stdout is not None and other.stdout.readline() == "ready\n"
+        time.sleep(1.5)
+        assert other.poll() is None  # still waiting for the lock
+    stdout, stderr = other.communicate(timeout=60)
+    assert other.returncode == 0 and stdout == "locked\n", stderr[-2000:]
+    holder.dispose()
+
+
+# ---------------------------------------------------------------- the one rule for which file a SQLite URL means
+# The database, its lock, the daemon's status file and the learned vocabularies all follow the file SQLite
+# really opens, however the URL spells it.
 @pytest.mark.parametrize(
     ("name", "spelling"),
     [
