@@ -42,8 +42,8 @@ from rich.table import Table  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from tagger.learn import genre_key, learn_vocabulary, save_vocabulary  # noqa: E402
-from tagger.library import Library, TagOptions  # noqa: E402
 from tagger.model import ModelCard, load_card  # noqa: E402
+from tagger.record import Library, TagOptions  # noqa: E402
 from tagger.scan import Scanner, ScanSummary  # noqa: E402
 from tagger.store import Database, Result, Track  # noqa: E402
 from tagger.tags import open_tags  # noqa: E402

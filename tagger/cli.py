@@ -21,8 +21,9 @@ from tagger.policy import Policy
 # scikit-learn or watchdog, and worker processes re-import this module.
 if TYPE_CHECKING:
     from tagger.learn import Learned
-    from tagger.library import Library, TrackReport
+    from tagger.record import Library
     from tagger.scan import ScanSummary
+    from tagger.track import TrackReport
 
 app = typer.Typer(
     help="Listens to a music library and writes genre tags into the files.",
@@ -136,8 +137,8 @@ def scan(
     Output: a line per changed track and the summary go to stdout (`scan > log` keeps them all);
     the progress bar goes to stderr, and only when stderr is a terminal.
     """
-    from tagger.library import Outcome
     from tagger.scan import Scanner, ScanSummary
+    from tagger.track import Outcome
 
     settings = _settings(
         config,
@@ -214,8 +215,8 @@ def _roots_and_library(
     paths: list[Path] | None, settings: Settings, dry_run: bool, verify: bool, folders_only: bool
 ) -> tuple[list[str], Library]:
     """The roots (PATHS, else the config's), each checked, and the library they are tagged into; exits on error."""
-    from tagger.library import Library, TagOptions
     from tagger.model import load_card
+    from tagger.record import Library, TagOptions
     from tagger.store import Database
 
     roots = [str(p) for p in paths] if paths else list(settings.roots)
@@ -237,7 +238,7 @@ def _roots_and_library(
 
 
 def _print_summary(summary: ScanSummary, as_json: bool) -> None:
-    from tagger.library import Outcome
+    from tagger.track import Outcome
 
     if as_json:
         stdout.print_json(

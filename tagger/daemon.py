@@ -91,10 +91,13 @@ from watchdog.observers.polling import PollingObserver
 
 from tagger.config import Settings, WatchSettings
 from tagger.errors import DatabaseError, ModelError
-from tagger.library import FileState, Library, Outcome, TagOptions, TrackReport
+from tagger.files import write_json_atomically
+from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.sdnotify import Notifier
 from tagger.store import TrackStatus
+from tagger.store.db import sqlite_file
+from tagger.track import FileState, Outcome, TrackReport
 from tagger.walk import canonical_path, is_candidate, iter_audio_files
 
 log = logging.getLogger("tagger.daemon")
@@ -124,18 +127,9 @@ WATCHED_EVENTS: list[type[FileSystemEvent]] = [
 # ---------------------------------------------------------------------------- status file
 def status_file_for(db_url: str) -> Path:
     """Where the daemon for ``db_url`` writes its status (see the module docstring)."""
-    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:///:memory:"):
-        database = Path(db_url.removeprefix("sqlite:///").split("?", 1)[0])
+    if (database := sqlite_file(db_url)) is not None:
         return database.with_name(database.name + ".status.json")
     return Path(user_state_dir("genre-tagger")) / "status.json"
-
-
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    """Readers never see a half-written file: temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def read_status(path: Path) -> dict[str, Any] | None:

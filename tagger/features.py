@@ -229,9 +229,6 @@ def split_windows(features: np.ndarray, params: FeatureParams, hop_frames: int |
     return np.stack([features[s : s + size] for s in starts])
 
 
-WindowPolicy = Literal["all", "spread"]
-
-
 def window_starts(total_samples: int, params: FeatureParams, max_windows: int | None = None) -> list[int]:
     """Sample offsets of the windows to classify in a track of ``total_samples`` samples.
 

@@ -1,4 +1,5 @@
-"""What a path is before anything reads it: which audio files this tool handles, and regular files only.
+"""What a path is before anything reads it: which audio files this tool handles, and regular files only;
+and the one way a JSON file of ours is written (:func:`write_json_atomically`).
 
 Every command that opens a file the user named or a walk found goes through :func:`regular_stat`
 or :func:`open_regular` first, so a FIFO, socket or device is never opened (opening a FIFO blocks
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from tagger.errors import FileError
 
@@ -115,3 +117,11 @@ OS_REASONS = {
 def os_reason(error: OSError) -> str:
     """A short reason for an OSError met while looking at a path (no path, no errno number)."""
     return OS_REASONS.get(error.errno or 0) or (error.strerror or str(error)).lower()
+
+
+def write_json_atomically(path: Path, data: Any, indent: int = 2) -> None:
+    """Readers never see a half-written file: temp file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=indent, default=str) + "\n")
+    os.replace(tmp, path)

@@ -48,18 +48,19 @@ from typing import Any
 import numpy as np
 from mutagen._constants import GENRES
 from mutagen.id3 import TCON
-from sqlalchemy import func, select
+from sqlalchemy import and_, select
 
 from tagger.errors import TaggerError
+from tagger.files import write_json_atomically
 from tagger.genres import GenreRules, genre_key
-from tagger.library import embedding_from_bytes
 from tagger.model import Head, ModelCard
 from tagger.store import Database, Result, Track, TrackStatus
+from tagger.store.embedding import embedding_from_bytes
+from tagger.store.queries import is_latest_result
 from tagger.tags.grouping import Grouping, read_grouping
+from tagger.vocabulary import CARD_KIND, CARD_SCHEMA_VERSION, EmbeddingHead
 from tagger.walk import canonical_path, is_under
 
-CARD_KIND = "genre-tagger learned vocabulary"
-CARD_SCHEMA_VERSION = 1
 DEFAULT_NAME = "mine"
 DEFAULT_MIN_TRACKS = 20
 DEFAULT_F1_FLOOR = 0.5
@@ -158,43 +159,6 @@ class LabelFigures:
 
 
 @dataclass
-class LinearHead:
-    """``sigmoid(((x - mean) / scale) @ weights.T + bias)``: one row of weights per label."""
-
-    mean: np.ndarray  # (dims,)
-    scale: np.ndarray  # (dims,)
-    weights: np.ndarray  # (labels, dims)
-    bias: np.ndarray  # (labels,)
-
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
-        z = (np.atleast_2d(embeddings).astype(np.float64) - self.mean) / self.scale
-        return 1.0 / (1.0 + np.exp(-np.clip(z @ self.weights.T + self.bias, -60.0, 60.0)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mean": _floats(self.mean),
-            "scale": _floats(self.scale),
-            "weights": [_floats(row) for row in self.weights],
-            "bias": _floats(self.bias),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LinearHead:
-        head = cls(
-            mean=np.asarray(data["mean"], dtype=np.float64),
-            scale=np.asarray(data["scale"], dtype=np.float64),
-            weights=np.asarray(data["weights"], dtype=np.float64),
-            bias=np.asarray(data["bias"], dtype=np.float64),
-        )
-        dims = head.mean.shape
-        if head.scale.shape != dims or head.weights.ndim != 2 or head.weights.shape[1:] != dims:
-            raise ValueError("linear head: mean, scale and weights disagree on the embedding size")
-        if head.bias.shape != head.weights.shape[:1] or not np.all(head.scale > 0):
-            raise ValueError("linear head: bias does not match the weights, or a scale is not positive")
-        return head
-
-
-@dataclass
 class Learned:
     """What ``tagger learn`` found: figures for every candidate label and the head for the kept ones."""
 
@@ -212,7 +176,7 @@ class Learned:
     grouped_by: dict[str, int] = field(default_factory=dict)  # level -> tagged tracks grouped at it
     folds: int = 0
     dims: int = 0
-    head: LinearHead | None = None  # None: no label passed
+    head: EmbeddingHead | None = None  # None: no label passed
     roots: list[str] = field(default_factory=list)
 
     @property
@@ -327,16 +291,10 @@ def collect(
     """Tagged tracks under ``roots`` with their latest embedding from ``model_id`` (others are refused);
     their genres named through ``rules`` (the ``[genres.map]`` aliases)."""
     wanted = [canonical_path(root) for root in roots]
-    latest = (
-        select(Result.track_id, func.max(Result.id).label("id"))
-        .where(Result.model_id == model_id, Result.embedding.is_not(None))
-        .group_by(Result.track_id)
-        .subquery()
-    )
+    latest = is_latest_result(model_id=model_id, with_embedding=True)
     query = (
         select(Track.path, Track.user_genres, Result.embedding)
-        .outerjoin(latest, latest.c.track_id == Track.id)
-        .outerjoin(Result, Result.id == latest.c.id)
+        .outerjoin(Result, and_(Result.track_id == Track.id, latest))
         .where(Track.status != TrackStatus.GONE)
         .order_by(Track.path)
     )
@@ -370,7 +328,7 @@ def collect(
 
 
 # ---------------------------------------------------------------------------------------- fitting
-def fit_head(x: np.ndarray, y: np.ndarray, c: float = REGULARISATION_C) -> LinearHead:
+def fit_head(x: np.ndarray, y: np.ndarray, c: float = REGULARISATION_C) -> EmbeddingHead:
     """Standardise, then one class-balanced L2 logistic regression per column of ``y`` (0/1).
 
     The regressions are independent, so their summed objective is separable: one L-BFGS run
@@ -391,7 +349,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, c: float = REGULARISATION_C) -> Linea
     varied = np.flatnonzero(~constant)
     if len(varied):
         weights[varied], bias[varied] = _balanced_logistic(z, y[:, varied].astype(np.float64), c)
-    return LinearHead(scaler.mean_.copy(), scaler.scale_.copy(), weights, bias)
+    return EmbeddingHead(scaler.mean_.copy(), scaler.scale_.copy(), weights, bias)
 
 
 def _balanced_logistic(z: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
@@ -640,16 +598,10 @@ def save_vocabulary(learned: Learned, directory: Path, now: datetime | None = No
         if not keep.exists():
             keep.write_bytes(path.read_bytes())
     card = learned.to_card(version, (now or datetime.now(UTC)).astimezone(UTC))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(card, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json_atomically(path, card, indent=1)
     return path
 
 
 def _saved_versions(directory: Path, name: str) -> list[int]:
     found = (re.fullmatch(rf"{re.escape(name)}\.v(\d+)\.json", p.name) for p in directory.glob(f"{name}.v*.json"))
     return [int(m.group(1)) for m in found if m]
-
-
-def _floats(values: np.ndarray) -> list[float]:
-    return [float(v) for v in np.round(np.asarray(values, dtype=np.float64), 7)]

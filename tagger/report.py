@@ -9,10 +9,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from tagger.genres import GenreRules
 from tagger.store import Database, Result, Track, TrackStatus
+from tagger.store.queries import is_latest_result
 
 
 @dataclass
@@ -69,13 +70,8 @@ def build_report(
     rules = rules or GenreRules()
     report = LibraryReport(vocabulary=vocabulary)
     with db.session() as session:
-        latest = select(Result.track_id, func.max(Result.id).label("id")).group_by(Result.track_id)
-        if vocabulary:
-            latest = latest.where(Result.vocabulary == vocabulary)
-        latest_ids = latest.subquery()
-        results = {
-            r.track_id: r for r in session.scalars(select(Result).join(latest_ids, Result.id == latest_ids.c.id))
-        }
+        latest = is_latest_result(vocabulary=vocabulary or None)
+        results = {r.track_id: r for r in session.scalars(select(Result).where(latest))}
         confidence_sum: dict[str, float] = defaultdict(float)
         counts: Counter[str] = Counter()
         folders: dict[str, Counter[str]] = defaultdict(Counter)

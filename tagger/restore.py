@@ -9,10 +9,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tagger.errors import FileError
-from tagger.library import refresh_state
 from tagger.store import Database, TagWrite, TagWriteStatus, Track
 from tagger.store.models import utcnow
 from tagger.tags import open_tags
+from tagger.track import refresh_state
 from tagger.walk import canonical_path, is_under
 
 

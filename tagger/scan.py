@@ -22,13 +22,14 @@ import numpy as np
 from tagger.album import AlbumTrack, album_tags, consensus
 from tagger.errors import FileError, ModelError, TagReadError, UnsupportedFormatError
 from tagger.files import not_regular_reason, os_reason, unsupported_reason
-from tagger.learned import outdated_writes, stored_analyses
-from tagger.library import AlbumChoice, FileState, Library, Outcome, TrackReport
 from tagger.lifetime import die_with_parent_thread, exit_with_parent_process
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import TrackAnalysis, analyse_track
+from tagger.record import AlbumChoice, Library
+from tagger.store.retag import outdated_writes, stored_analyses
 from tagger.tags import open_tags
 from tagger.tags.base import BEING_WRITTEN, being_written
+from tagger.track import FileState, Outcome, TrackReport
 from tagger.walk import iter_audio_files
 
 Analysed = TrackAnalysis | FileError
@@ -383,7 +384,3 @@ class Scanner:
             process.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
-
-
-def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))

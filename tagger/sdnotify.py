@@ -56,10 +56,6 @@ class Notifier:
         self._socket: socket.socket | None = None
         self._warned = False
 
-    @property
-    def enabled(self) -> bool:
-        return self.address is not None
-
     def notify(self, *assignments: str) -> bool:
         """Send ``KEY=value`` lines in one datagram; True if it was sent."""
         if self.address is None:

@@ -18,12 +18,13 @@ import soundfile
 
 from tagger import audio
 from tagger.errors import FileError
-from tagger.library import Library, Outcome, TagOptions, TrackReport
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import WINDOW_CAP
+from tagger.record import Library, TagOptions
 from tagger.scan import Scanner, analyse_safely
 from tagger.store import Database, Result, Track
 from tagger.tags import open_tags
+from tagger.track import Outcome, TrackReport
 from tagger.walk import iter_audio_files
 from tests.audio_factory import make_track, write_audio
 from tests.conftest import TINY_CARD
@@ -212,7 +213,7 @@ def test_unreadable_file_is_recorded_as_permission_denied() -> None:
     (root / "locked").chmod(0o000)
     # In-process scan: this machine's Python lives under /root, which nobody cannot exec for worker processes.
     script = (
-        "import sys; from tagger.library import Library; from tagger.scan import Scanner; "
+        "import sys; from tagger.record import Library; from tagger.scan import Scanner; "
         "from tagger.model import load_card; from tagger.store import Database; "
         "scanner = Scanner(Library(Database(sys.argv[2]), load_card(sys.argv[3])), isolate=False); "
         "[print(r.outcome.value, r.path, r.reason, sep='|') for r in scanner.scan([sys.argv[1]])]"

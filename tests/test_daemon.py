@@ -26,9 +26,9 @@ from typer.testing import CliRunner
 from tagger.cli import app
 from tagger.config import Settings, WatchSettings
 from tagger.daemon import Daemon, read_status, status_file_for
-from tagger.library import Library, TagOptions
 from tagger.model import ModelCard
 from tagger.policy import Policy
+from tagger.record import Library, TagOptions
 from tagger.sdnotify import Notifier, socket_address, watchdog_interval
 from tagger.store import Database, Result, Track, TrackStatus
 from tagger.tags import open_tags

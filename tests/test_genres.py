@@ -14,14 +14,15 @@ from tagger.aggregate import GenreScore, aggregate
 from tagger.config import ConfigError, load_settings
 from tagger.genres import GenreRules, apply_rules
 from tagger.learn import GenreNormaliser
-from tagger.library import Library, Outcome, TagOptions, TrackReport
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import analyse_track
 from tagger.policy import Policy
+from tagger.record import Library, TagOptions
 from tagger.report import build_report
 from tagger.scan import Scanner
 from tagger.store import Database
 from tagger.tags import open_tags
+from tagger.track import Outcome, TrackReport
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 

@@ -29,7 +29,6 @@ from tagger.learn import (
     GenreNormaliser,
     LabelFigures,
     Learned,
-    LinearHead,
     best_threshold,
     cross_validate,
     fit_head,
@@ -39,15 +38,23 @@ from tagger.learn import (
     save_vocabulary,
     split_genres,
 )
-from tagger.learned import LearnedVocabulary, load_learned_vocabulary, stored_analyses
-from tagger.library import Library, Outcome, TagOptions
 from tagger.model import ModelCard
+from tagger.record import Library, TagOptions
 from tagger.report import build_report
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Track
+from tagger.store.retag import stored_analyses
 from tagger.tags import open_tags
 from tagger.train.synthetic import RECIPES
-from tagger.vocabulary import ModelVocabulary, resolve_vocabulary, vocabularies_dir
+from tagger.track import Outcome
+from tagger.vocabulary import (
+    EmbeddingHead,
+    LearnedVocabulary,
+    ModelVocabulary,
+    load_learned_vocabulary,
+    resolve_vocabulary,
+    vocabularies_dir,
+)
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 
@@ -171,12 +178,12 @@ def test_the_joint_fit_is_scikit_learns_balanced_logistic_regression_per_label()
 
 def test_linear_head_round_trips_through_json() -> None:
     rng = np.random.default_rng(1)
-    head = LinearHead(rng.normal(size=4), rng.uniform(0.5, 2, size=4), rng.normal(size=(3, 4)), rng.normal(size=3))
-    again = LinearHead.from_dict(json.loads(json.dumps(head.to_dict())))
+    head = EmbeddingHead(rng.normal(size=4), rng.uniform(0.5, 2, size=4), rng.normal(size=(3, 4)), rng.normal(size=3))
+    again = EmbeddingHead.from_dict(json.loads(json.dumps(head.to_dict())))
     x = rng.normal(size=(5, 4))
     np.testing.assert_allclose(again.probabilities(x), head.probabilities(x), atol=1e-5)
     with pytest.raises(ValueError, match="embedding size"):
-        LinearHead.from_dict({**head.to_dict(), "mean": [0.0, 0.0]})
+        EmbeddingHead.from_dict({**head.to_dict(), "mean": [0.0, 0.0]})
 
 
 # ------------------------------------------------------------------------------------ the library
@@ -361,7 +368,7 @@ def small_learned(tiny_card: ModelCard) -> Learned:
         LabelFigures("drone", "Drone", 30, 5, 0.9, 0.8, 0.85, 0.05, 0.4),
         LabelFigures("rare", "Rare", 3, 1, refused="3 tracks (fewer than 20)"),
     ]
-    head = LinearHead(np.zeros(8), np.ones(8), rng.normal(size=(1, 8)), np.zeros(1))
+    head = EmbeddingHead(np.zeros(8), np.ones(8), rng.normal(size=(1, 8)), np.zeros(1))
     return Learned("mine", tiny_card.model_id, "genre", 20, 0.5, figures, tracks=33, folds=5, dims=8, head=head)
 
 

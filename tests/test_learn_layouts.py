@@ -18,15 +18,15 @@ from mutagen.flac import FLAC
 from typer.testing import CliRunner
 
 from tagger.cli import app
-from tagger.learn import LabelFigures, Learned, LinearHead, save_vocabulary
-from tagger.library import Library, TagOptions
+from tagger.learn import LabelFigures, Learned, save_vocabulary
 from tagger.model import ModelCard
+from tagger.record import Library, TagOptions
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database
 from tagger.tags import open_tags
 from tagger.tags.grouping import Grouping, read_grouping
 from tagger.train.synthetic import RECIPES
-from tagger.vocabulary import vocabularies_dir
+from tagger.vocabulary import EmbeddingHead, vocabularies_dir
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 
@@ -208,7 +208,7 @@ def test_a_vocabulary_learned_with_an_older_model_is_refused_naming_the_model_it
     clips: dict[tuple[str, int], Path], tmp_path: Path, tiny_card: ModelCard, command: str
 ) -> None:
     db_path = tmp_path / "state" / "tagger.db"
-    head = LinearHead(np.zeros(8), np.ones(8), np.ones((1, 8)), np.zeros(1))
+    head = EmbeddingHead(np.zeros(8), np.ones(8), np.ones((1, 8)), np.zeros(1))
     figures = [LabelFigures("drone", "Drone", 30, 5, 0.9, 0.8, 0.85, 0.05, 0.4)]
     older = Learned("mine", "tiny@0", "genre", 20, 0.5, figures, tracks=30, folds=5, dims=8, head=head)
     save_vocabulary(older, vocabularies_dir(f"sqlite:///{db_path}"))

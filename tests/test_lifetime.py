@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tagger.library import Library, Outcome
 from tagger.model import ModelCard
+from tagger.record import Library
 from tagger.scan import Scanner
 from tagger.store import Database
+from tagger.track import Outcome
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 

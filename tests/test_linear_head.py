@@ -12,12 +12,13 @@ import pytest
 
 from tagger.aggregate import aggregate
 from tagger.errors import ModelError
-from tagger.library import Library, Outcome, TagOptions
 from tagger.model import Classifier, Head, ModelCard
 from tagger.pipeline import analyse_track
+from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.store import Database
 from tagger.tags import open_tags
+from tagger.track import Outcome
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 

@@ -13,14 +13,15 @@ from sqlalchemy import func, select
 
 from tagger import scan as scan_module
 from tagger.errors import ModelError
-from tagger.library import Library, Outcome, TagOptions
 from tagger.model import Classifier, ModelCard, load_card
 from tagger.policy import Policy
+from tagger.record import Library, TagOptions
 from tagger.report import build_report
 from tagger.restore import restore
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.tags import open_tags
+from tagger.track import Outcome
 from tests.audio_factory import ALL_EXTENSIONS, make_track
 from tests.conftest import TINY_CARD
 from tests.sabotage import sabotaged_analyse
@@ -222,26 +223,6 @@ def test_interrupted_scan_resumes_where_it_stopped(
     assert all(r.outcome is Outcome.TAGGED for r in first_three)
     resumed = run_scan(database, tiny_card, library_copy)
     assert resumed.counts == {Outcome.SKIPPED: 3, Outcome.TAGGED: len(ALL_EXTENSIONS) - 3}
-
-
-def test_crash_between_record_and_file_write_is_finished_next_run(
-    tmp_path: Path, database: Database, tiny_card: ModelCard
-) -> None:
-    path = make_track(tmp_path / "music" / "a.ogg", seconds=3.0)
-    run_scan(database, tiny_card, tmp_path / "music")
-    written = open_tags(path).read_genres()
-    # Simulate a crash after the pending record, before the file write: the write is pending, file untouched.
-    open_tags(path).write_genres([])
-    with database.session() as session:
-        write = session.scalar(select(TagWrite))
-        assert write is not None
-        write.status = TagWriteStatus.PENDING
-        write.track.status = TrackStatus.PENDING
-    library = Library(database, tiny_card)
-    assert library.recover() == 1
-    summary = run_scan(database, tiny_card, tmp_path / "music")
-    assert summary.counts[Outcome.TAGGED] == 1
-    assert open_tags(path).read_genres() == written
 
 
 def test_moved_track_is_followed_not_reclassified(tmp_path: Path, database: Database, tiny_card: ModelCard) -> None:

@@ -12,12 +12,12 @@ from mutagen.apev2 import APEv2
 from mutagen.id3 import ID3, TCON, TIT2, Encoding
 from sqlalchemy import select
 
-from tagger.library import Outcome
 from tagger.model import ModelCard
 from tagger.policy import Policy
 from tagger.restore import restore
 from tagger.store import Database, Track
 from tagger.tags import open_tags
+from tagger.track import Outcome
 from tests.audio_factory import make_track
 from tests.tags.conftest import (
     append_riff_chunk,

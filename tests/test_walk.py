@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy import select
 
 from tagger.files import NotRegularFileError
-from tagger.library import Library, TagOptions, fingerprint
 from tagger.model import ModelCard
+from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.store import Database, Result, TagWrite, Track, TrackStatus
 from tagger.tags import open_tags
+from tagger.track import fingerprint
 from tagger.walk import canonical_path, iter_audio_files
 from tests.audio_factory import have_ffmpeg, make_track
 from tests.conftest import TINY_CARD

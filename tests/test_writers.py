@@ -19,12 +19,13 @@ from sqlalchemy import select
 
 from tagger import audio
 from tagger.errors import TagWriteError
-from tagger.library import Library, Outcome
 from tagger.model import ModelCard
+from tagger.record import Library
 from tagger.scan import Scanner
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, TrackStatus
 from tagger.tags import open_tags
 from tagger.tags.base import BEING_WRITTEN, _NoWriters, open_for_writing, temp_prefix
+from tagger.track import Outcome
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 from tests.test_daemon import running, wait_for

@@ -49,10 +49,25 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file SQLite opens for ``url`` (``sqlite:///x.db?timeout=5`` -> ``x.db``), as the engine reads the URL;
+    None for an in-memory SQLite database or another engine. The one rule for the files kept beside the
+    database: its folder, writer lock, the daemon's status file and the learned vocabularies."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def display_name(url: str) -> str:
     """The database as the user named it, for messages: the file for SQLite, the URL without its password."""
-    if url.startswith("sqlite:///"):
-        return url.removeprefix("sqlite:///").split("?")[0] or ":memory:"
+    if (file := sqlite_file(url)) is not None:
+        return str(file)
+    if url.startswith("sqlite"):
+        return ":memory:"
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -75,8 +90,8 @@ def _reason(error: BaseException, url: str) -> str:
         message = "locked by another process for longer than the busy timeout; try again when it has finished"
     elif "file is not a database" in lowered or "malformed" in lowered:
         message = f"not a SQLite database, or damaged ({message})"
-    elif "unable to open database file" in lowered and url.startswith("sqlite:///"):
-        folder = Path(display_name(url)).parent
+    elif "unable to open database file" in lowered and (file := sqlite_file(url)) is not None:
+        folder = file.parent
         if folder.is_dir() and not os.access(folder, os.W_OK):  # WAL mode needs its -wal and -shm files there
             message = f"{message}: its folder {folder} is read-only"
     try:
@@ -119,8 +134,8 @@ class Database:
         self.url = database_url(os.fspath(url) if url else None)
         self.name = display_name(self.url)
         with database_errors(self.url):
-            if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
-                Path(self.url.removeprefix("sqlite:///").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+            if (file := sqlite_file(self.url)) is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(self.url, connect_args=self._connect_args())
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _configure_sqlite)
@@ -226,8 +241,8 @@ class Database:
 
     @property
     def _lock_path(self) -> Path:
-        if self.url.startswith("sqlite:///") and ":memory:" not in self.url:
-            return Path(self.url.removeprefix("sqlite:///").split("?")[0] + ".lock")
+        if (file := sqlite_file(self.url)) is not None:
+            return file.with_name(file.name + ".lock")
         digest = hashlib.sha1(self.url.encode()).hexdigest()[:16]
         return Path(user_data_dir("genre-tagger")) / f"writer-{digest}.lock"
 

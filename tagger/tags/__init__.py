@@ -49,7 +49,7 @@ from mutagen.wavpack import WavPack
 from tagger.errors import TagReadError, UnsupportedFormatError
 from tagger.files import SUPPORTED_EXTENSIONS, NotRegularFileError, open_regular
 from tagger.tags.asf import ASFGenreTags
-from tagger.tags.base import TEMP_MARKER, FileIdentity, GenreTags, TagOptions, reason_for
+from tagger.tags.base import TEMP_MARKER, FileIdentity, FormatOptions, GenreTags, reason_for
 from tagger.tags.id3 import ID3GenreTags
 from tagger.tags.mp4 import MP4GenreTags
 from tagger.tags.vorbis import VorbisGenreTags
@@ -98,7 +98,7 @@ def open_tags(
     identity, kinds, looks_like_audio = _stat_and_candidates(file_path)
     audio = _load(file_path, kinds, looks_like_audio)
     family = _FAMILY_OF[type(audio)]
-    return family(file_path, audio, identity, TagOptions(id3_version, id3_separator, hardlinks))
+    return family(file_path, audio, identity, FormatOptions(id3_version, id3_separator, hardlinks))
 
 
 def _stat_and_candidates(path: Path) -> tuple[FileIdentity, list[type[FileType]], bool]:

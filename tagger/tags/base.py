@@ -67,7 +67,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class TagOptions:
+class FormatOptions:
     """Per-call choices that only some families use (kept together so every family has one signature)."""
 
     id3_version: int = 4
@@ -107,10 +107,12 @@ class GenreTags(ABC):
     kinds: ClassVar[Mapping[type[FileType], str]]
     """mutagen classes this family handles -> the ``format`` name reported."""
 
-    def __init__(self, path: Path, audio: FileType, identity: FileIdentity, options: TagOptions | None = None) -> None:
+    def __init__(
+        self, path: Path, audio: FileType, identity: FileIdentity, options: FormatOptions | None = None
+    ) -> None:
         self.path = path
         self.format: str = self.kinds[type(audio)]
-        self.options = options or TagOptions()
+        self.options = options or FormatOptions()
         self._kind: type[FileType] = type(audio)
         self._audio = audio
         self._identity = identity
@@ -280,14 +282,6 @@ _ENCODING_RE = re.compile(r"encoding=<Encoding\.\w+: \d+>,? ?")
 def repr_digest(obj: object) -> str:
     """Fingerprint of an object's repr, ignoring text-encoding markers (they may legally change)."""
     return digest(_ENCODING_RE.sub("", repr(obj)).encode("utf-8", "surrogatepass"))
-
-
-def group_pairs(pairs: Iterable[tuple[str, T]], convert: Callable[[T], str]) -> dict[str, list[str]]:
-    """``[(key, value), ...]`` -> ``{key: [text, ...]}`` keeping value order."""
-    out: dict[str, list[str]] = {}
-    for key, value in pairs:
-        out.setdefault(key, []).append(convert(value))
-    return out
 
 
 def clean_genres(path: Path, genres: list[str]) -> list[str]:

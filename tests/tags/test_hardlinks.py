@@ -13,12 +13,13 @@ import pytest
 
 from tagger.config import settings_from_dict
 from tagger.errors import TagWriteError
-from tagger.library import Library, Outcome, TagOptions
 from tagger.model import ModelCard
+from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.store import Database
 from tagger.tags import open_tags
 from tagger.tags.base import STAGED_MARKER, finish_in_place, staged_copy
+from tagger.track import Outcome
 from tests.audio_factory import ALL_EXTENSIONS, make_track
 from tests.tags.conftest import OLD_GENRE, decode, no_temp_files, payload
 

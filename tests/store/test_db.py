@@ -9,16 +9,20 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from platformdirs import user_data_dir
 from sqlalchemy import create_engine, inspect, select, text
 
-from tagger.library import FileState, Library
+from tagger.daemon import status_file_for
 from tagger.model import ModelCard
+from tagger.record import Library
 from tagger.store import Database, Result, Track, TrackStatus
-from tagger.store.db import migrations_dir
-from tests.conftest import TINY_CARD
+from tagger.store.db import migrations_dir, sqlite_file
+from tagger.track import FileState
+from tagger.vocabulary import vocabularies_dir
 
 
 def head_revision() -> str:
@@ -135,7 +139,7 @@ def test_upgrade_from_0001_keeps_tracks_unchanged(db_url: str, tmp_path: Path, t
     database.dispose()
 
 
-def _python(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def python_process(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})  # fmt: skip
 
@@ -150,7 +154,7 @@ def test_two_first_starts_at_once_both_succeed(db_url: str, tmp_path: Path) -> N
         print("ok")"""
     start = str(time.time() + 6)  # both have imported SQLAlchemy and Alembic by then
     users = [{"XDG_DATA_HOME": str(tmp_path / user), "HOME": str(tmp_path / user)} for user in ("service", "owner")]
-    processes = [_python(code, db_url, start, env=env) for env in users]
+    processes = [python_process(code, db_url, start, env=env) for env in users]
     for process in processes:
         stdout, stderr = process.communicate(timeout=120)
         assert process.returncode == 0 and stdout == "ok\n", stderr[-2000:]
@@ -167,7 +171,7 @@ def test_the_writer_lock_excludes_other_users_processes(db_url: str, tmp_path: P
         with database.writer_lock():
             print("locked", flush=True)"""
     with holder.writer_lock():
-        other = _python(code, db_url, env={"XDG_DATA_HOME": str(tmp_path / "other-user"), "HOME": str(tmp_path)})
+        other = python_process(code, db_url, env={"XDG_DATA_HOME": str(tmp_path / "other-user"), "HOME": str(tmp_path)})
         assert other.stdout is not None and other.stdout.readline() == "ready\n"
         time.sleep(1.5)
         assert other.poll() is None  # still waiting for the lock
@@ -176,27 +180,36 @@ def test_the_writer_lock_excludes_other_users_processes(db_url: str, tmp_path: P
     holder.dispose()
 
 
-def test_a_track_recorded_by_another_process_meanwhile_is_not_a_crash(db_url: str, tmp_path: Path) -> None:
-    """Both record the same new file: the second finds the first's row (was: UniqueViolation on tracks_path_key)."""
-    database = Database(db_url)
-    path = tmp_path / "x.flac"
-    code = """if True:
-        import sys
-        from pathlib import Path
-        from tagger.library import Library
-        from tagger.model import load_card
-        from tagger.store import Database
-        library = Library(Database(sys.argv[1]), load_card(sys.argv[3]))
-        print("ready", flush=True)
-        print(library.record_failure(Path(sys.argv[2]), Path(sys.argv[2]).parent, "second", None).outcome)"""
-    with database.session() as session:
-        Library._track(session, path, tmp_path)
-        session.flush()  # inserted, not committed: the other process's insert waits for this transaction
-        other = _python(code, db_url, str(path), str(TINY_CARD))
-        assert other.stdout is not None and other.stdout.readline() == "ready\n"
-        time.sleep(1.5)
-    stdout, stderr = other.communicate(timeout=60)
-    assert other.returncode == 0 and stdout == "failed\n", stderr[-2000:]
-    with database.session() as session:
-        assert session.execute(select(Track.path, Track.error)).all() == [(str(path), "second")]
+# ---------------------------------------------------------------- the one rule for which file a SQLite URL means
+# The database, its lock, the daemon's status file and the learned vocabularies all follow the file SQLite
+# really opens, however the URL spells it.
+@pytest.mark.parametrize(
+    ("name", "spelling"),
+    [
+        ("tagger.db", "sqlite:///{folder}/tagger.db"),
+        ("tagger.db", "sqlite:///{folder}/tagger.db?timeout=5"),
+        ("tagger.db", "sqlite+pysqlite:///{folder}/tagger.db"),
+        ("my db.db", "sqlite:///{folder}/my%20db.db"),  # the engine decodes the URL: it opens "my db.db"
+    ],
+)
+def test_the_files_beside_the_database_follow_the_file_sqlite_opens(tmp_path: Path, name: str, spelling: str) -> None:
+    folder = tmp_path / "state"
+    url = spelling.format(folder=folder)
+    database = Database(url)
+    with database.writer_lock():
+        pass
     database.dispose()
+    file = folder / name
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [name, f"{name}.lock"]
+    assert sqlite_file(url) == file
+    assert database.name == str(file)
+    assert vocabularies_dir(url) == folder / "vocabularies"
+    assert status_file_for(url) == folder / f"{name}.status.json"
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "postgresql://tagger:secret@localhost/tagger", "not a url"]
+)
+def test_no_file_behind_an_in_memory_or_server_database(url: str) -> None:
+    assert sqlite_file(url) is None
+    assert vocabularies_dir(url) == Path(user_data_dir("genre-tagger")) / "vocabularies"

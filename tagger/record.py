@@ -1,4 +1,4 @@
-"""The per-track step shared by ``scan`` and the daemon: triage, then store + tags.
+"""The per-track step shared by ``scan`` and the daemon: a result is stored and its genre written.
 
 Order of writes for one track, so that a crash anywhere loses nothing:
 1. one transaction records the result and a *pending* tag write holding the previous value;
@@ -11,11 +11,9 @@ A pending write found on the next start is checked against the file and finished
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -25,44 +23,25 @@ from sqlalchemy.orm import Session
 from tagger.aggregate import TrackGenres, aggregate
 from tagger.config import Settings
 from tagger.errors import FileError, TagReadError, TagWriteError, UnsupportedFormatError
-from tagger.files import open_regular
 from tagger.genres import GenreRules
 from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
 from tagger.policy import Policy, decide
-from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
+from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus, queries
 from tagger.store.db import insert_if_absent
+from tagger.store.embedding import embedding_to_bytes
 from tagger.tags import GenreTags, open_tags
 from tagger.tags.base import finish_in_place, leftover_temps
+from tagger.track import (
+    FileState,
+    KnownState,
+    Outcome,
+    TrackReport,
+    is_unchanged,
+    refresh_state,
+    safe_fingerprint,
+)
 from tagger.vocabulary import Vocabulary, resolve_vocabulary
-from tagger.walk import canonical_path, is_under
-
-_FINGERPRINT_BLOCK = 1 << 16
-
-
-class Outcome(StrEnum):
-    TAGGED = "tagged"  # genre written
-    WOULD_TAG = "would-tag"  # --dry-run: what would be written
-    KEPT = "kept"  # the owner's genre stays (policy keep)
-    UNCHANGED = "unchanged"  # the file already says so
-    LOW_CONFIDENCE = "low-confidence"  # recorded, not tagged
-    SKIPPED = "skipped"  # unchanged since the last run
-    MOVED = "moved"  # same content at a new path: path updated, not re-classified
-    GONE = "gone"  # the file was deleted: marked gone, its history kept
-    FAILED = "failed"  # unreadable, not audio, or the tag write was impossible
-
-
-@dataclass
-class TrackReport:
-    """What happened to one track, for progress lines and the summary."""
-
-    path: Path
-    outcome: Outcome
-    existing: list[str] = field(default_factory=list)
-    proposed: list[str] = field(default_factory=list)
-    confidence: float | None = None
-    reason: str = ""
-    album_note: str = ""  # album consensus: why this track's own genre is far from its album's
 
 
 @dataclass(frozen=True)
@@ -110,40 +89,6 @@ class TagOptions:
 
 
 @dataclass(frozen=True)
-class FileState:
-    size: int
-    mtime_ns: int  # integers: exact on every database engine
-
-    @classmethod
-    def of(cls, path: str | Path) -> FileState:
-        return cls.from_stat(os.stat(path))
-
-    @classmethod
-    def from_stat(cls, st: os.stat_result) -> FileState:
-        return cls(st.st_size, st.st_mtime_ns)
-
-
-def fingerprint(path: str | Path, size: int | None = None) -> str:
-    """A cheap content hash: size plus the first, middle and last 64 KiB."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open_regular(path) as f:  # never a FIFO: it would block the scan's main process
-        size = os.fstat(f.fileno()).st_size if size is None else size
-        digest.update(str(size).encode())
-        for offset in sorted({0, max(0, size // 2 - _FINGERPRINT_BLOCK // 2), max(0, size - _FINGERPRINT_BLOCK)}):
-            f.seek(offset)
-            digest.update(f.read(_FINGERPRINT_BLOCK))
-    return digest.hexdigest()
-
-
-@dataclass
-class Vanished:
-    """What :meth:`Library.vanished` found under some roots."""
-
-    paths: list[str] = field(default_factory=list)  # recorded tracks under a present root whose file is gone
-    unmounted: dict[str, int] = field(default_factory=dict)  # missing or empty root -> its recorded tracks
-
-
-@dataclass(frozen=True)
 class AlbumChoice:
     """Album consensus for one track: the album's mean probabilities, and whether the track is far from them."""
 
@@ -176,103 +121,27 @@ class Library:
         self.vocabulary: Vocabulary = resolve_vocabulary(card, self.options.vocabulary, db.url)
         self.head: Head = self.vocabulary.head
 
-    # ------------------------------------------------------------------ triage
-    def known_states(self, paths: list[str] | None = None) -> dict[str, tuple[int | None, int | None, str]]:
-        """path -> (size, mtime_ns, status), for ``paths`` or every track, in one query (fast unchanged re-scans)."""
-        query = select(Track.path, Track.size, Track.mtime_ns, Track.status)
-        if paths is not None:
-            query = query.where(Track.path.in_(paths))
-        with self.db.session() as session:
-            return {path: (size, mtime_ns, status) for path, size, mtime_ns, status in session.execute(query)}
+    # ------------------------------------------------------------------ track states
+    # The store's queries (:mod:`tagger.store.queries`) on this library's database, for the scan and the daemon.
+    def known_states(self, paths: list[str] | None = None) -> dict[str, KnownState]:
+        return queries.known_states(self.db, paths)
 
-    def known_state(self, path: str | Path) -> tuple[int | None, int | None, str] | None:
-        with self.db.session() as session:
-            row = session.execute(
-                select(Track.size, Track.mtime_ns, Track.status).where(Track.path == str(path))
-            ).one_or_none()
-            return None if row is None else (row[0], row[1], row[2])
+    def known_state(self, path: str | Path) -> KnownState | None:
+        return queries.known_state(self.db, path)
 
-    @staticmethod
-    def is_unchanged(known: tuple[int | None, int | None, str] | None, state: FileState) -> bool:
-        return (
-            known is not None
-            and known[2] in (TrackStatus.DONE, TrackStatus.FAILED)
-            and known[0] == state.size
-            and known[1] == state.mtime_ns
-        )
+    is_unchanged = staticmethod(is_unchanged)
 
     def try_move(self, path: Path, root: Path, state: FileState) -> TrackReport | None:
-        """If ``path`` holds the content of a track whose file is gone, move that track here.
+        return queries.try_move(self.db, path, root, state)
 
-        A track recorded under another spelling of this same path (``lib/../lib/a.flac``, as versions
-        before canonical paths stored it) is taken over the same way, so it keeps its history."""
-        try:
-            digest = fingerprint(path, state.size)
-        except (OSError, FileError):
-            return None
-        with self.db.session() as session:
-            for track in session.scalars(select(Track).where(Track.fingerprint == digest, Track.path != str(path))):
-                if (
-                    track.status == TrackStatus.GONE
-                    or not os.path.lexists(track.path)
-                    or canonical_path(track.path) == path
-                ):
-                    stale = session.scalar(select(Track).where(Track.path == str(path)))
-                    if stale is not None:
-                        session.delete(stale)
-                        session.flush()
-                    old = track.path
-                    track.path, track.root = str(path), str(root)
-                    track.size, track.mtime_ns = state.size, state.mtime_ns
-                    if track.status == TrackStatus.GONE:
-                        track.status = TrackStatus.DONE
-                    return TrackReport(path, Outcome.MOVED, reason=f"from {old}")
-        return None
-
-    def vanished(self, roots: Iterable[str | Path]) -> Vanished:
-        """The recorded tracks under ``roots`` whose files no longer exist. A root that is missing or
-        empty while tracks are recorded under it is most likely not mounted: its tracks are left alone
-        (and the root reported), never a whole library marked gone."""
-        known = [path for path, (_, _, status) in self.known_states().items() if status != TrackStatus.GONE]
-        found = Vanished()
-        for root in roots:
-            inside = [path for path in known if path != str(root) and is_under(path, [root])]  # inside, not the root
-            if not inside:
-                continue
-            try:
-                with os.scandir(root) as entries:
-                    empty = next(entries, None) is None
-            except OSError:
-                empty = True
-            if empty:
-                found.unmounted[str(root)] = len(inside)
-            else:
-                found.paths.extend(path for path in inside if not os.path.exists(path))
-        return found
+    def vanished(self, roots: Iterable[str | Path]) -> queries.Vanished:
+        return queries.vanished(self.db, roots)
 
     def mark_gone(self, path: str | Path) -> bool:
-        """The file was deleted: keep its history, mark it gone."""
-        with self.db.session() as session:
-            track = session.scalar(select(Track).where(Track.path == str(path)))
-            if track is None or track.status == TrackStatus.GONE:
-                return False
-            track.status = TrackStatus.GONE
-            return True
+        return queries.mark_gone(self.db, path)
 
     def move(self, source: str | Path, destination: str | Path, root: str | Path | None = None) -> bool:
-        """A rename seen by the daemon: update the path, keep the results."""
-        with self.db.session() as session:
-            track = session.scalar(select(Track).where(Track.path == str(source)))
-            if track is None:
-                return False
-            stale = session.scalar(select(Track).where(Track.path == str(destination)))
-            if stale is not None:
-                session.delete(stale)
-                session.flush()
-            track.path = str(destination)
-            if root is not None:
-                track.root = str(root)
-            return True
+        return queries.move(self.db, source, destination, root)
 
     # ------------------------------------------------------------------ recording
     def record_failure(self, path: Path, root: Path, reason: str, state: FileState | None) -> TrackReport:
@@ -344,7 +213,7 @@ class Library:
         with self.db.session() as session:
             track = self._track(session, analysis.path, plan.root)
             track.size, track.mtime_ns = plan.state.size, plan.state.mtime_ns
-            track.fingerprint = _safe_fingerprint(analysis.path, plan.state.size)
+            track.fingerprint = safe_fingerprint(analysis.path, plan.state.size)
             track.duration = analysis.duration
             track.format = analysis.path.suffix.lower().lstrip(".")
             if plan.owners is not None and not plan.ours:
@@ -359,7 +228,7 @@ class Library:
                 chosen=list(genres.chosen),
                 confident=genres.confident,
                 windows=analysis.window_timeline(plan.probabilities),
-                embedding=_embedding_bytes(analysis.embedding),
+                embedding=embedding_to_bytes(analysis.embedding),
                 decided_with=self.options.decided_with,
             )
             session.add(result)
@@ -456,31 +325,6 @@ class Library:
                     track.status = TrackStatus.PENDING  # the next scan classifies and writes again
                 fixed += 1
         return fixed
-
-
-def refresh_state(track: Track) -> None:
-    """After our own write: new size/mtime/fingerprint, so it does not look changed next time."""
-    try:
-        state = FileState.of(track.path)
-    except OSError:
-        return
-    track.size, track.mtime_ns = state.size, state.mtime_ns
-    track.fingerprint = _safe_fingerprint(Path(track.path), state.size)
-
-
-def _safe_fingerprint(path: Path, size: int) -> str | None:
-    try:
-        return fingerprint(path, size)
-    except (OSError, FileError):
-        return None
-
-
-def _embedding_bytes(embedding: np.ndarray | None) -> bytes | None:
-    return None if embedding is None else np.asarray(embedding, dtype=np.float16).tobytes()
-
-
-def embedding_from_bytes(data: bytes | None) -> np.ndarray | None:
-    return None if data is None else np.frombuffer(data, dtype=np.float16).astype(np.float32)
 
 
 def _low_confidence_reason(genres: TrackGenres) -> str:
