@@ -570,7 +570,8 @@ def watch(
     from dataclasses import replace
 
     from tagger.config import load_settings
-    from tagger.daemon import Daemon, configure_logging
+    from tagger.daemon import Daemon
+    from tagger.systemd import configure_logging
 
     configure_logging(verbose)
     overrides: dict[str, Any] = {

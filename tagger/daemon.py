@@ -60,7 +60,6 @@ import os
 import select
 import signal
 import socket
-import sys
 import threading
 import time
 from collections import Counter, deque
@@ -93,8 +92,8 @@ from tagger.config import Settings, WatchSettings
 from tagger.errors import DatabaseError, ModelError
 from tagger.library import FileState, Library, Outcome, TagOptions, TrackReport
 from tagger.scan import Scanner
-from tagger.sdnotify import Notifier
 from tagger.store import TrackStatus
+from tagger.systemd import Notifier
 from tagger.walk import canonical_path, is_candidate, iter_audio_files
 
 log = logging.getLogger("tagger.daemon")
@@ -182,45 +181,6 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url
-
-
-# ---------------------------------------------------------------------------- logging
-_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
-
-
-class JournalFormatter(logging.Formatter):
-    """``<N>message``: journald reads the syslog priority prefix and adds its own timestamps."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        priority = _PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
-        return f"<{priority}>{super().format(record)}"
-
-
-def under_journal(environ: dict[str, str] | None = None) -> bool:
-    """Started by systemd (``$INVOCATION_ID``), or stderr is the journal stream (``$JOURNAL_STREAM``)."""
-    env = os.environ if environ is None else environ
-    if env.get("INVOCATION_ID"):
-        return True
-    stream = env.get("JOURNAL_STREAM", "")
-    try:
-        device, inode = (int(part) for part in stream.split(":"))
-        stat = os.fstat(sys.stderr.fileno())
-    except (ValueError, OSError, AttributeError):
-        return bool(stream)
-    return (stat.st_dev, stat.st_ino) == (device, inode)
-
-
-def configure_logging(verbose: bool = False, journal: bool | None = None) -> None:
-    """stderr logging: journald style under systemd, timestamps otherwise; ``verbose`` adds per-file lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    if under_journal() if journal is None else journal:
-        handler.setFormatter(JournalFormatter("%(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    logging.getLogger("tagger").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 # ---------------------------------------------------------------------------- the daemon

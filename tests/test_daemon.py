@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,11 +28,12 @@ from tagger.daemon import Daemon, read_status, status_file_for
 from tagger.library import Library, TagOptions
 from tagger.model import ModelCard
 from tagger.policy import Policy
-from tagger.sdnotify import Notifier, socket_address, watchdog_interval
 from tagger.store import Database, Result, Track, TrackStatus
+from tagger.systemd import Notifier
 from tagger.tags import open_tags
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
+from tests.test_systemd import datagram_socket
 
 QUIET = 0.5
 GENRES = ["drone", "techno", "chimes", "breaks", "organ"]
@@ -361,32 +361,6 @@ def test_polling_observer(library: Library, music: Path, staging: Path, monkeypa
         assert daemon.status()["observers"] == {str(music): "polling"}
 
 
-# ---------------------------------------------------------------------------- sd_notify
-def _datagram_socket(address: str | bytes) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(address)
-    sock.settimeout(5)
-    return sock
-
-
-def test_sd_notify_sends_ready_to_a_datagram_socket(tmp_path: Path) -> None:
-    path = str(tmp_path / "notify.sock")
-    with _datagram_socket(path) as sock:
-        notifier = Notifier({"NOTIFY_SOCKET": path})
-        assert notifier.ready("watching")
-        assert sock.recv(4096) == b"READY=1\nSTATUS=watching"
-        assert notifier.watchdog()
-        assert sock.recv(4096) == b"WATCHDOG=1"
-    name = f"@tagger-test-{os.getpid()}"
-    with _datagram_socket(socket_address(name)) as sock:
-        assert Notifier({"NOTIFY_SOCKET": name}).stopping()
-        assert sock.recv(4096) == b"STOPPING=1"
-    assert not Notifier({}).ready()  # no systemd: a no-op
-    assert watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 30.0
-    assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, pid=2) is None
-    assert watchdog_interval({}) is None
-
-
 # ---------------------------------------------------------------------------- the real command
 def test_sigterm_stops_tagger_watch_promptly_and_cleanly(
     tmp_path: Path, music: Path, staging: Path, tiny_card: ModelCard
@@ -404,7 +378,7 @@ def test_sigterm_stops_tagger_watch_promptly_and_cleanly(
     command = [sys.executable, "-m", "tagger.cli", "watch", str(music), "--db", str(db_path)]
     command += ["--model", str(TINY_CARD), "--quiet-seconds", str(QUIET), "--reconcile-hours", "0"]
     messages: list[str] = []
-    with _datagram_socket(notify_path) as sock:
+    with datagram_socket(notify_path) as sock:
         process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
         try:
 
