@@ -756,9 +756,8 @@ class Daemon:
         self._busy = self._pool_held = True
         self.in_progress = len(batch)
         done: set[Path] = set()
-        self.scanner.force = force
         try:
-            for report in self.scanner.run(batch):
+            for report in self.scanner.run(batch, force=force):
                 done.add(report.path)
                 self._note(report)
                 self.in_progress = len(batch) - len(done)
@@ -787,7 +786,6 @@ class Daemon:
                         return
                     self._run_batch([item], force)
         finally:
-            self.scanner.force = False
             self.in_progress = 0
 
     # ------------------------------------------------------------------ catch-up / reconcile
@@ -868,8 +866,7 @@ class Daemon:
         self.config_error = None
         redecide = library.options.decided_with != self.library.options.decided_with
         self.library = library
-        self.scanner.library = library
-        self.scanner.max_windows = settings.max_windows
+        self.scanner.reconfigure(library, settings.max_windows)
         restart = settings.watch.polling != self.watch.polling
         self.watch = replace(settings.watch, polling=self.watch.polling)
         options = library.options
