@@ -92,7 +92,7 @@ from tagger.config import Settings, WatchSettings
 from tagger.errors import DatabaseError, ModelError
 from tagger.library import FileState, Library, Outcome, TagOptions, TrackReport
 from tagger.scan import Scanner
-from tagger.store import TrackStatus
+from tagger.store.queries import tracks_under
 from tagger.systemd import Notifier
 from tagger.walk import canonical_path, is_candidate, iter_audio_files
 
@@ -683,7 +683,7 @@ class Daemon:
                 elif kind == "move-dir":
                     self._move_folder(path, destination)
                 elif kind == "gone-dir":
-                    for track in self._tracks_under(path):
+                    for track in tracks_under(self.library.db, path):
                         self._mark_gone(track)
             except Exception:
                 log.exception("%s %s failed", kind, path)
@@ -693,7 +693,7 @@ class Daemon:
 
     def _move_folder(self, source: str, destination: str) -> None:
         moved = 0
-        for track in self._tracks_under(source):
+        for track in tracks_under(self.library.db, source):
             if not destination:
                 self._mark_gone(track)
                 continue
@@ -704,14 +704,6 @@ class Daemon:
             self.counts[Outcome.MOVED.value] += moved
             self.last_track = {"path": destination, "outcome": "moved", "at": _iso(time.time()), "reason": ""}
             log.info("moved %d track(s): %s -> %s", moved, source, destination)
-
-    def _tracks_under(self, folder: str) -> list[str]:
-        prefix = folder.rstrip(os.sep) + os.sep
-        return [
-            path
-            for path, (_, _, status) in self.library.known_states().items()
-            if path.startswith(prefix) and status != TrackStatus.GONE
-        ]
 
     def _ready_batch(self) -> tuple[list[tuple[Path, Path]], float | None]:
         """Files whose quiet period passed with size+mtime unchanged; and when the next one is due."""
