@@ -623,7 +623,7 @@ def status(
 
     Exit status: 0 running, 3 not running, 1 no status file.
     """
-    from tagger.daemon import read_status, status_file_for
+    from tagger.daemon.status import read_status, status_file_for
 
     settings = _settings(config, db=db)
     path = status_file_for(database_url(settings.db))

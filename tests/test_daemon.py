@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 
 from tagger.cli import app
 from tagger.config import Settings, WatchSettings
-from tagger.daemon import Daemon, read_status, status_file_for
+from tagger.daemon import Daemon
+from tagger.daemon.status import read_status, status_file_for
 from tagger.library import Library, TagOptions
 from tagger.model import ModelCard
 from tagger.policy import Policy
@@ -265,11 +266,11 @@ def test_changes_while_stopped_are_caught_up_at_the_next_start(
 def test_periodic_reconcile_finds_what_the_observer_missed(
     library: Library, music: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tagger.daemon.ROOT_CHECK_SECONDS", 3600.0)  # no re-arming of the stopped observer
+    monkeypatch.setattr("tagger.daemon.roots.ROOT_CHECK_SECONDS", 3600.0)  # no re-arming of the stopped observer
     make(music / "a.wav", 0)
     with running(library, [music], reconcile_hours=1 / 3600) as daemon:
         assert wait_for(lambda: tagged(library.db, music / "a.wav"))
-        for observer in daemon._observers.values():  # events dropped, as the OS may do
+        for observer in daemon.watched.observers.values():  # events dropped, as the OS may do
             observer.stop()
             observer.join()
         (music / "a.wav").unlink()
@@ -281,7 +282,7 @@ def test_periodic_reconcile_finds_what_the_observer_missed(
 def test_a_root_deleted_and_recreated_is_watched_again(
     library: Library, music: Path, staging: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tagger.daemon.ROOT_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr("tagger.daemon.roots.ROOT_CHECK_SECONDS", 0.2)
     make(music / "old.wav", 0)
     with running(library, [music]) as daemon:
         assert tagged(library.db, music / "old.wav")
@@ -301,7 +302,7 @@ def test_a_root_that_goes_away_keeps_its_tracks_and_is_caught_up_when_back(
     library: Library, music: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Like an unmounted disk: the folder goes away whole (no per-file deletions) and comes back."""
-    monkeypatch.setattr("tagger.daemon.ROOT_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr("tagger.daemon.roots.ROOT_CHECK_SECONDS", 0.2)
     make(music / "kept.wav", 0)
     away = tmp_path / "unmounted"
     with running(library, [music], reconcile_hours=1 / 3600) as daemon:
@@ -344,17 +345,17 @@ def test_reload_with_a_new_top_k_re_decides_the_library_from_stored_results(libr
 def test_idle_daemon_releases_its_workers(
     library: Library, music: Path, staging: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tagger.daemon.POOL_IDLE_SECONDS", 0.5)
+    monkeypatch.setattr("tagger.daemon.processor.POOL_IDLE_SECONDS", 0.5)
     with running(library, [music]) as daemon:
         shutil.copy(make(staging / "a.wav", 1), music / "a.wav")
         assert wait_for(lambda: tagged(library.db, music / "a.wav"))
-        assert wait_for(lambda: not daemon._pool_held, timeout=10)
+        assert wait_for(lambda: not daemon.processor.pool_held, timeout=10)
         shutil.copy(make(staging / "b.wav", 2), music / "b.wav")  # work again after the release
         assert wait_for(lambda: tagged(library.db, music / "b.wav"))
 
 
 def test_polling_observer(library: Library, music: Path, staging: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tagger.daemon.POLL_INTERVAL", 0.5)
+    monkeypatch.setattr("tagger.daemon.roots.POLL_INTERVAL", 0.5)
     with running(library, [music], polling=True) as daemon:
         shutil.copy(make(staging / "p.flac", 3), music / "p.flac")
         assert wait_for(lambda: tagged(library.db, music / "p.flac"), timeout=20)

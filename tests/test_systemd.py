@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tagger.daemon import status_file_for
+from tagger.daemon.status import status_file_for
 from tagger.systemd import JournalFormatter, Notifier, socket_address, under_journal, watchdog_interval
 
 UNITS = Path(__file__).resolve().parents[1] / "systemd"
