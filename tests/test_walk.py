@@ -26,7 +26,7 @@ from tagger.tags import open_tags
 from tagger.walk import canonical_path, iter_audio_files
 from tests.audio_factory import have_ffmpeg, make_track
 from tests.conftest import TINY_CARD
-from tests.test_daemon import running, track_rows
+from tests.daemon.harness import running, track_rows
 
 pytestmark = [pytest.mark.model]
 
