@@ -1,22 +1,16 @@
 """``tagger watch``: keep a library tagged as files arrive, change, move and disappear.
 
-The flow, one room each: :mod:`~tagger.daemon.events` (watchdog events -> typed changes, in the observer
-threads; :mod:`~tagger.daemon.roots` keeps one observer per root) -> :mod:`~tagger.daemon.queue` (debounced,
-bounded) -> :mod:`~tagger.daemon.processor` (operations, then batches of quiet files through the
-:class:`~tagger.scan.Scanner` -> record + tag write, as a scan does) ; :mod:`~tagger.daemon.reconcile` walks
-the roots at start, periodically and after an overflow; :mod:`~tagger.daemon.status` is the status file.
+events -> queue -> batch -> scanner -> record, one room each:
 
-:class:`Daemon` is the main thread: it starts the rooms, handles signals, talks to systemd
-(``READY=1``, ``STATUS=``, ``WATCHDOG=1``, ``STOPPING=1``: :mod:`tagger.systemd`) and writes the status.
-Keep-alives stop when the processor has made no progress for ``STALL_SECONDS``, so systemd restarts a hung
-daemon.
+* :mod:`~tagger.daemon.events`: watchdog events -> typed changes, in the observer threads
+  (:mod:`~tagger.daemon.roots`: one observer per root, missing roots re-watched)
+* :mod:`~tagger.daemon.queue`: debounce (a file is read once it has been quiet) and bounds (overflow -> a walk)
+* :mod:`~tagger.daemon.processor`: the one thread with the database: operations in order, then batches of quiet
+  files through the :class:`~tagger.scan.Scanner` (record + tag write, the same step as ``tagger scan``)
+* :mod:`~tagger.daemon.reconcile`: the walk at start, every ``reconcile_hours`` and after an overflow
+* :mod:`~tagger.daemon.status`: the status file ``tagger status`` reads
 
-Start: ``Library.recover()``, observers started (nothing is missed from here on), ``READY=1``, then the
-catch-up walk. Stop (SIGTERM/SIGINT): observers stop, the track in hand is finished, the rest of the queue
-is abandoned (the next start's catch-up redoes it). SIGHUP re-reads the config (policy, thresholds, quiet
-period...) and keeps the queue; model, database and roots need a restart. A config that fails the checks of
-:mod:`tagger.config` is refused: settings kept, one log line, ``config_error`` in the status. New tagging
-options start a walk that re-decides tracks from their stored results (no decoding).
+:class:`Daemon`, the main thread, starts and stops them, handles signals and talks to systemd.
 """
 
 from __future__ import annotations
@@ -54,7 +48,16 @@ STOP_GRACE = 20.0  # seconds the main thread waits for the track in hand on stop
 
 
 class Daemon:
-    """Watches ``roots`` and keeps ``library`` and the files' tags up to date (see the package docstring)."""
+    """Watches ``roots`` and keeps ``library`` and the files' tags up to date.
+
+    Start: ``Library.recover()``, observers started (nothing is missed from here on), ``READY=1``, then the
+    catch-up walk. The main thread then sends ``STATUS=`` and ``WATCHDOG=1`` (withheld once the processor has
+    made no progress for ``STALL_SECONDS``, so systemd restarts a hung daemon) and writes the status file.
+    SIGTERM/SIGINT: observers stop, the track in hand is finished, the rest of the queue is abandoned (the next
+    start's catch-up redoes it). SIGHUP: the processor re-reads the config between tracks and keeps the queue;
+    model, database and roots need a restart; a config that fails :mod:`tagger.config`'s checks is refused
+    (settings kept, ``config_error`` in the status).
+    """
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Watchdog events -> typed changes, in the observer threads: no stat, no database, nothing that can block.
+"""Watchdog events -> typed changes: a pure translation (no stat, no database) in the observer threads.
 
 Only these event classes reach the handler (:data:`WATCHED_EVENTS`): opens and read-only closes (our own
 decoding) never wake the daemon. The tag writer's own rewrite (a hidden temp file renamed over the track)
