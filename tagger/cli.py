@@ -571,7 +571,8 @@ def watch(
     from dataclasses import replace
 
     from tagger.config import load_settings
-    from tagger.daemon import Daemon, configure_logging
+    from tagger.daemon import Daemon
+    from tagger.systemd import configure_logging
 
     configure_logging(verbose)
     overrides: dict[str, Any] = {
@@ -623,7 +624,7 @@ def status(
 
     Exit status: 0 running, 3 not running, 1 no status file.
     """
-    from tagger.daemon import read_status, status_file_for
+    from tagger.daemon.status import read_status, status_file_for
 
     settings = _settings(config, db=db)
     path = status_file_for(database_url(settings.db))

@@ -157,6 +157,13 @@ class Scanner:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def reconfigure(self, library: Library, max_windows: int | None) -> None:
+        """Tag through ``library`` (new tagging options) and analyse ``max_windows`` from the next file on.
+
+        The worker pool is kept: ``library`` must hold the model card the workers loaded."""
+        self.library = library
+        self.max_windows = max_windows
+
     def scan(
         self, roots: Iterable[str | Path], on_planned: Callable[[int], None] | None = None
     ) -> Iterator[TrackReport]:
@@ -186,10 +193,16 @@ class Scanner:
                 yield TrackReport(Path(path), Outcome.GONE)
 
     def run(
-        self, files: Iterable[tuple[Path, Path]], on_planned: Callable[[int], None] | None = None
+        self,
+        files: Iterable[tuple[Path, Path]],
+        on_planned: Callable[[int], None] | None = None,
+        *,
+        force: bool | None = None,
     ) -> Iterator[TrackReport]:
-        """The given ``(root, path)`` files: skip unchanged, follow moves, classify and record the rest."""
-        todo, done, retag = self.plan(files)
+        """The given ``(root, path)`` files: skip unchanged, follow moves, classify and record the rest.
+
+        ``force`` (this run only; default: the scanner's own) classifies unchanged files again."""
+        todo, done, retag = self.plan(files, force)
         if on_planned:
             on_planned(len(todo) + len(done) + len(retag))
         yield from done
@@ -234,26 +247,25 @@ class Scanner:
             yield self._record(root, path, state, analysis, choices.get(position))
 
     def plan(
-        self, files: Iterable[tuple[Path, Path]]
+        self, files: Iterable[tuple[Path, Path]], force: bool | None = None
     ) -> tuple[list[tuple[Path, Path, FileState]], list[TrackReport], list[Retag]]:
         """Stat everything: what needs classifying, the reports for what does not, and the unchanged
         tracks re-tagged from their stored result (never decoded again): decided with other options
         (policy, top-k, ...) than now, or to be tagged in a learned vocabulary from their embedding.
         Unchanged tracks whose genre the tool wrote from another model or head are classified again."""
+        force = self.force if force is None else force
         # a daemon batch: look up just these
         paths = [str(path) for _, path in files] if isinstance(files, list | tuple) and len(files) <= 500 else None
         known = self.library.known_states(paths)
         library = self.library
         stored = (
             {}
-            if self.force
+            if force
             else stored_analyses(
                 library.db, library.vocabulary, library.card.model_id, library.options.decided_with, paths
             )
         )
-        outdated = (
-            set() if self.force else outdated_writes(library.db, library.vocabulary, library.card.model_id, paths)
-        )
+        outdated = set() if force else outdated_writes(library.db, library.vocabulary, library.card.model_id, paths)
         retag: list[Retag] = []
         todo: list[tuple[Path, Path, FileState]] = []
         done: list[TrackReport] = []
@@ -265,7 +277,7 @@ class Scanner:
                 continue
             state = FileState.from_stat(st)
             unchanged = (
-                not self.force and self.library.is_unchanged(known.get(str(path)), state) and str(path) not in outdated
+                not force and self.library.is_unchanged(known.get(str(path)), state) and str(path) not in outdated
             )
             # Judged before anything opens it: a FIFO would block the move fingerprint or a decoder.
             refused = not_regular_reason(st.st_mode) or unsupported_reason(path)

@@ -89,6 +89,31 @@ def test_scan_tags_every_format_and_a_second_run_skips_them(
     assert sum(row.share for row in report.genres) == pytest.approx(1.0)
 
 
+def test_force_is_per_run_and_reconfigure_tags_with_new_options(
+    tmp_path: Path, database: Database, tiny_card: ModelCard
+) -> None:
+    """The daemon's doors into one long-lived scanner: ``run(force=True)`` classifies an unchanged file again for
+    that run only; ``reconfigure`` (a config reload) re-decides from the stored result with the new options."""
+    music = tmp_path / "music"
+    track = make_track(music / "a.wav", genre="drone", seconds=1.0, sample_rate=16000)
+    files = [(music, track)]
+
+    def results() -> int:
+        with database.session() as session:
+            return session.scalar(select(func.count(Result.id))) or 0
+
+    with Scanner(Library(database, tiny_card), isolate=False) as scanner:
+        assert [r.outcome for r in scanner.run(files)] == [Outcome.TAGGED]
+        assert [r.outcome for r in scanner.run(files, force=True)] != [Outcome.SKIPPED]
+        assert results() == 2  # classified again
+        assert [r.outcome for r in scanner.run(files)] == [Outcome.SKIPPED]  # the force did not stick
+        assert len(open_tags(track).read_genres()) == 1
+        scanner.reconfigure(Library(database, tiny_card, TagOptions(top_k=2, min_confidence=0.0)), max_windows=1)
+        assert [r.outcome for r in scanner.run(files)] == [Outcome.TAGGED]
+        assert len(open_tags(track).read_genres()) == 2
+        assert results() == 3  # re-decided from the stored windows, recorded once
+
+
 def test_dry_run_writes_nothing_anywhere(library_copy: Path, database: Database, tiny_card: ModelCard) -> None:
     before = {p: p.read_bytes() for p in library_copy.iterdir()}
     summary = run_scan(database, tiny_card, library_copy, dry_run=True)

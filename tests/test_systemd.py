@@ -1,16 +1,20 @@
-"""The shipped systemd units: ``systemd-analyze verify`` accepts them and the key directives are there."""
+"""Living under systemd: sd_notify datagrams, and the shipped units (``systemd-analyze verify`` accepts them, the key
+directives are there)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tagger.daemon import status_file_for
+from tagger.daemon.status import status_file_for
+from tagger.systemd import JournalFormatter, Notifier, socket_address, under_journal, watchdog_interval
 
 UNITS = Path(__file__).resolve().parents[1] / "systemd"
 SYSTEM = UNITS / "tagger.service"
@@ -129,3 +133,35 @@ def test_readme_explains_both_units() -> None:
     assert "systemctl enable --now tagger.service" in text
     assert "systemctl --user enable --now tagger-user.service" in text
     assert "ReadWritePaths=" in text
+
+
+def datagram_socket(address: str | bytes) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(5)
+    return sock
+
+
+def test_sd_notify_sends_ready_to_a_datagram_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify.sock")
+    with datagram_socket(path) as sock:
+        notifier = Notifier({"NOTIFY_SOCKET": path})
+        assert notifier.ready("watching")
+        assert sock.recv(4096) == b"READY=1\nSTATUS=watching"
+        assert notifier.watchdog()
+        assert sock.recv(4096) == b"WATCHDOG=1"
+    name = f"@tagger-test-{os.getpid()}"
+    with datagram_socket(socket_address(name)) as sock:
+        assert Notifier({"NOTIFY_SOCKET": name}).stopping()
+        assert sock.recv(4096) == b"STOPPING=1"
+    assert not Notifier({}).ready()  # no systemd: a no-op
+    assert watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 30.0
+    assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, pid=2) is None
+    assert watchdog_interval({}) is None
+
+
+def test_journal_logging_has_priority_prefixes_under_systemd() -> None:
+    record = logging.LogRecord("tagger.daemon", logging.WARNING, __file__, 1, "root missing: %s", ("/srv",), None)
+    assert JournalFormatter("%(message)s").format(record) == "<4>root missing: /srv"
+    assert under_journal({"INVOCATION_ID": "0123"})  # started by systemd
+    assert not under_journal({})  # a terminal: timestamps instead

@@ -27,7 +27,7 @@ from tagger.track import fingerprint
 from tagger.walk import canonical_path, iter_audio_files
 from tests.audio_factory import have_ffmpeg, make_track
 from tests.conftest import TINY_CARD
-from tests.test_daemon import running, track_rows
+from tests.daemon.harness import running, track_rows
 
 pytestmark = [pytest.mark.model]
 

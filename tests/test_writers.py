@@ -28,7 +28,7 @@ from tagger.tags.base import BEING_WRITTEN, _NoWriters, open_for_writing, temp_p
 from tagger.track import Outcome
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
-from tests.test_daemon import running, wait_for
+from tests.daemon.harness import running, wait_for
 
 pytestmark = [pytest.mark.model]
 

@@ -1,4 +1,5 @@
-"""The recorded tracks: their states for triage, moves and deletions, and each track's latest result."""
+"""The recorded tracks: their states for triage, moves and deletions, the live tracks under a folder, and each
+track's latest result."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from tagger.errors import FileError
 from tagger.store.db import Database
-from tagger.store.models import Result, Track, TrackStatus
+from tagger.store.models import _RAW_PREFIX, Result, Track, TrackStatus
 from tagger.track import FileState, KnownState, Outcome, TrackReport, fingerprint
 from tagger.walk import canonical_path, is_under
 
@@ -118,6 +119,33 @@ def move(db: Database, source: str | Path, destination: str | Path, root: str | 
         if root is not None:
             track.root = str(root)
         return True
+
+
+# ------------------------------------------------------------------ folders
+def _path_starts_with(prefix: str, binary_order: bool) -> ColumnElement[bool]:
+    if binary_order:  # SQLite compares text byte by byte: a range the unique index on path answers
+        return and_(Track.path >= prefix, Track.path < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+    return Track.path.startswith(prefix, autoescape=True)  # a collation may order paths otherwise: LIKE
+
+
+def tracks_under(db: Database, folder: str | Path) -> list[str]:
+    """Paths of the tracks inside ``folder`` (not the folder itself) that are not marked gone.
+
+    The database narrows by prefix; :func:`~tagger.walk.is_under` decides, because ``LIKE`` ignores case
+    on SQLite and MariaDB, and names that are not UTF-8 are stored encoded (matched here once decoded).
+    """
+    folder = os.fspath(folder)
+    prefix = folder.rstrip(os.sep) + os.sep
+    binary_order = db.engine.dialect.name == "sqlite"
+    encoded = _path_starts_with(_RAW_PREFIX, binary_order)
+    try:
+        prefix.encode("utf-8")
+        narrowed = or_(_path_starts_with(prefix, binary_order), encoded)
+    except UnicodeEncodeError:
+        narrowed = encoded  # then every track inside is stored encoded
+    query = select(Track.path).where(narrowed, Track.status != TrackStatus.GONE)
+    with db.session() as session:
+        return [path for path in session.scalars(query) if path != folder and is_under(path, [folder])]
 
 
 # ------------------------------------------------------------------ results

@@ -1,6 +1,7 @@
-"""A tiny ``sd_notify(3)``: readiness, status and watchdog keep-alives for ``Type=notify`` units.
+"""Living under systemd: a tiny ``sd_notify(3)`` (readiness, status, watchdog keep-alives for
+``Type=notify`` units) and logging the journal reads (syslog priority prefixes, no timestamps of our own).
 
-Written here rather than depending on python-systemd / sdnotify because the protocol is a single
+The notifier is written here rather than depending on python-systemd / sdnotify because the protocol is a single
 datagram of ``KEY=value`` lines to the unix socket named by ``$NOTIFY_SOCKET`` (a leading ``@``
 means a Linux abstract socket), and the daemon must run unchanged where systemd is absent:
 without the variable every call is a cheap no-op.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Mapping
 
@@ -92,3 +94,42 @@ class Notifier:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+# ---------------------------------------------------------------- journald logging
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+class JournalFormatter(logging.Formatter):
+    """``<N>message``: journald reads the syslog priority prefix and adds its own timestamps."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
+        return f"<{priority}>{super().format(record)}"
+
+
+def under_journal(environ: dict[str, str] | None = None) -> bool:
+    """Started by systemd (``$INVOCATION_ID``), or stderr is the journal stream (``$JOURNAL_STREAM``)."""
+    env = os.environ if environ is None else environ
+    if env.get("INVOCATION_ID"):
+        return True
+    stream = env.get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(part) for part in stream.split(":"))
+        stat = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, AttributeError):
+        return bool(stream)
+    return (stat.st_dev, stat.st_ino) == (device, inode)
+
+
+def configure_logging(verbose: bool = False, journal: bool | None = None) -> None:
+    """stderr logging: journald style under systemd, timestamps otherwise; ``verbose`` adds per-file lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    if under_journal() if journal is None else journal:
+        handler.setFormatter(JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("tagger").setLevel(logging.DEBUG if verbose else logging.INFO)
