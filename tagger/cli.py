@@ -346,7 +346,8 @@ def report(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Genre distribution of the library: counts, share, mean confidence; weak and failed tracks; per folder."""
+    """Genres the files now contain (after the policy) and, apart, what the model proposed; confidences, weak and
+    failed tracks; per folder."""
     from tagger.report import build_report
     from tagger.store import Database
 
@@ -365,10 +366,16 @@ def report(
         f"{result.tracks} tracks: {result.classified} classified, {result.failed} failed, "
         f"{result.tag_failed} not tagged (tag error), {result.gone} gone"
     )
-    table = Table(title="genres")
+    in_files = Table(title=f"genres in the files now ({result.no_genre} with none)")
+    for column in ("genre", "tracks", "share", "written by us"):
+        in_files.add_column(column, justify="left" if column == "genre" else "right")
+    for file_row in result.genres:
+        in_files.add_row(file_row.genre, str(file_row.tracks), f"{file_row.share:.1%}", str(file_row.ours))
+    stdout.print(in_files)
+    table = Table(title="genres the model proposed")
     for column in ("genre", "tracks", "share", "mean confidence"):
         table.add_column(column, justify="left" if column == "genre" else "right")
-    for row in result.genres:
+    for row in result.proposed:
         table.add_row(row.genre, str(row.tracks), f"{row.share:.1%}", f"{row.mean_confidence:.2f}")
     stdout.print(table)
     if result.folders:
