@@ -343,6 +343,9 @@ def report(
     output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     vocabulary: VocabularyOption = None,
     low_confidence_below: Annotated[float, typer.Option(help="Tracks below this are listed")] = 0.5,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML page with charts to FILE")
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -352,16 +355,27 @@ def report(
     from tagger.store import Database
 
     settings = _settings(config, db=db)
+    if output_format not in ("table", "json", "csv"):
+        console.print(f"[red]error:[/] unknown format {output_format!r} (table, json, csv)")
+        raise typer.Exit(2)
+    if html is not None and not html.parent.is_dir():  # said before the database is read
+        console.print(f"[red]error:[/] {html.parent}: no such folder", highlight=False)
+        raise typer.Exit(2)
     result = build_report(Database(settings.db), vocabulary, low_confidence_below, settings.genres)
+    if html is not None:
+        from tagger.report_html import write_html
+
+        try:
+            write_html(result, html)
+        except OSError as error:
+            raise _fail(OSError(f"{html}: {error.strerror}")) from error
+        console.print(f"wrote {html}", highlight=False)
     if output_format == "json":
         stdout.print_json(data=result.to_dict())
         return
     if output_format == "csv":
         sys.stdout.write(result.to_csv())
         return
-    if output_format != "table":
-        console.print(f"[red]error:[/] unknown format {output_format!r} (table, json, csv)")
-        raise typer.Exit(2)
     stdout.print(
         f"{result.tracks} tracks: {result.classified} classified, {result.failed} failed, "
         f"{result.tag_failed} not tagged (tag error), {result.gone} gone"
