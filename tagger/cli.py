@@ -97,7 +97,7 @@ def _settings(
 
 
 def _fail(error: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/] {error}")
+    console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)  # "[plot]" is text, not markup
     return typer.Exit(1)
 
 
@@ -274,8 +274,11 @@ def classify(
     ignore: IgnoreOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw the window timeline into this PNG (the [plot] extra)")
+    ] = None,
 ) -> None:
-    """Genres of one track with confidences, and the per-window timeline. Touches nothing."""
+    """Genres of one track with confidences, and the per-window timeline. Touches nothing (but --plot's PNG)."""
     from tagger.aggregate import aggregate
     from tagger.model import Classifier, load_card
     from tagger.pipeline import analyse_track
@@ -287,6 +290,8 @@ def classify(
         console.print(f"[red]error:[/] {file}: no such file", highlight=False)
         raise typer.Exit(1)
     try:
+        if plot is not None:  # said before the model is loaded
+            _check_plot_target(plot)
         card = load_card(settings.model)
         chosen = resolve_vocabulary(card, settings.vocabulary, database_url(settings.db))
         analysis = analyse_track(file, Classifier(card, threads=settings.threads), settings.max_windows)
@@ -297,6 +302,22 @@ def classify(
     genres = aggregate(windows, head, top_k, settings.min_confidence, settings.genres)
     written = aggregate(windows, head, settings.top_k, settings.min_confidence, settings.genres).chosen
     timeline_rows = list(zip(analysis.window_starts, windows, strict=True)) if chosen.needs_audio else []
+    if plot is not None:
+        from tagger.features import window_samples
+        from tagger.plot import plot_timeline
+
+        try:
+            plot_timeline(
+                analysis.window_starts if chosen.needs_audio else [],
+                windows,
+                [settings.genres.canonical(head.genre_name(label)) for label in head.labels],
+                plot,
+                title=f"{file.name} ({card.model_id}/{head.name})",
+                window_seconds=window_samples(card.features) / card.features.sample_rate,
+            )
+        except TaggerError as error:
+            raise _fail(error) from error
+        console.print(f"wrote {plot}", highlight=False)
     if as_json:
         stdout.print_json(
             data={
@@ -336,6 +357,14 @@ def classify(
         best = int(probabilities.argmax())
         timeline.add_row(f"{start:7.1f} s", head.genre_name(head.labels[best]), f"{probabilities[best]:.2f}")
     stdout.print(timeline)
+
+
+def _check_plot_target(plot: Path) -> None:
+    from tagger.plot import PlotError, require_matplotlib
+
+    require_matplotlib()
+    if not plot.parent.is_dir():
+        raise PlotError(f"{plot.parent}: no such folder")
 
 
 @app.command()
