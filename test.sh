@@ -11,6 +11,8 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 # Throw-away database servers, one per test session (tests/servers.py).
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
 command -v mariadb-install-db >/dev/null || need+=(mariadb-server)
+# A real headless browser renders `tagger report --html` (tests/test_report_html.py).
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -22,7 +24,7 @@ fi
 PYTHON=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
-.venv/bin/pip install -q -e ".[train,postgres,mysql,dev]"
+.venv/bin/pip install -q -e ".[train,plot,beets,postgres,mysql,dev]"
 
 echo "== ruff (lint, format), mypy"
 .venv/bin/ruff check .

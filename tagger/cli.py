@@ -98,7 +98,7 @@ def _settings(
 
 
 def _fail(error: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/] {error}")
+    console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)  # "[plot]" is text, not markup
     return typer.Exit(1)
 
 
@@ -275,8 +275,11 @@ def classify(
     ignore: IgnoreOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw the window timeline into this PNG (the [plot] extra)")
+    ] = None,
 ) -> None:
-    """Genres of one track with confidences, and the per-window timeline. Touches nothing."""
+    """Genres of one track with confidences, and the per-window timeline. Touches nothing (but --plot's PNG)."""
     from tagger.aggregate import aggregate
     from tagger.model import Classifier, load_card
     from tagger.pipeline import analyse_track
@@ -288,6 +291,8 @@ def classify(
         console.print(f"[red]error:[/] {file}: no such file", highlight=False)
         raise typer.Exit(1)
     try:
+        if plot is not None:  # said before the model is loaded
+            _check_plot_target(plot)
         card = load_card(settings.model)
         chosen = resolve_vocabulary(card, settings.vocabulary, database_url(settings.db))
         analysis = analyse_track(file, Classifier(card, threads=settings.threads), settings.max_windows)
@@ -298,6 +303,22 @@ def classify(
     genres = aggregate(windows, head, top_k, settings.min_confidence, settings.genres)
     written = aggregate(windows, head, settings.top_k, settings.min_confidence, settings.genres).chosen
     timeline_rows = list(zip(analysis.window_starts, windows, strict=True)) if chosen.needs_audio else []
+    if plot is not None:
+        from tagger.features import window_samples
+        from tagger.plot import plot_timeline
+
+        try:
+            plot_timeline(
+                analysis.window_starts if chosen.needs_audio else [],
+                windows,
+                [settings.genres.canonical(head.genre_name(label)) for label in head.labels],
+                plot,
+                title=f"{file.name} ({card.model_id}/{head.name})",
+                window_seconds=window_samples(card.features) / card.features.sample_rate,
+            )
+        except TaggerError as error:
+            raise _fail(error) from error
+        console.print(f"wrote {plot}", highlight=False)
     if as_json:
         stdout.print_json(
             data={
@@ -339,37 +360,66 @@ def classify(
     stdout.print(timeline)
 
 
+def _check_plot_target(plot: Path) -> None:
+    from tagger.plot import PlotError, require_matplotlib
+
+    require_matplotlib()
+    if not plot.parent.is_dir():
+        raise PlotError(f"{plot.parent}: no such folder")
+
+
 @app.command()
 def report(
     output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     vocabulary: VocabularyOption = None,
     low_confidence_below: Annotated[float, typer.Option(help="Tracks below this are listed")] = 0.5,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML page with charts to FILE")
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Genre distribution of the library: counts, share, mean confidence; weak and failed tracks; per folder."""
+    """Genres the files now contain (after the policy) and, apart, what the model proposed; confidences, weak and
+    failed tracks; per folder."""
     from tagger.report import build_report
     from tagger.store import Database
 
     settings = _settings(config, db=db)
+    if output_format not in ("table", "json", "csv"):
+        console.print(f"[red]error:[/] unknown format {output_format!r} (table, json, csv)")
+        raise typer.Exit(2)
+    if html is not None and not html.parent.is_dir():  # said before the database is read
+        console.print(f"[red]error:[/] {html.parent}: no such folder", highlight=False)
+        raise typer.Exit(2)
     result = build_report(Database(settings.db), vocabulary, low_confidence_below, settings.genres)
+    if html is not None:
+        from tagger.report_html import write_html
+
+        try:
+            write_html(result, html)
+        except OSError as error:
+            raise _fail(OSError(f"{html}: {error.strerror}")) from error
+        console.print(f"wrote {html}", highlight=False)
     if output_format == "json":
         stdout.print_json(data=result.to_dict())
         return
     if output_format == "csv":
         sys.stdout.write(result.to_csv())
         return
-    if output_format != "table":
-        console.print(f"[red]error:[/] unknown format {output_format!r} (table, json, csv)")
-        raise typer.Exit(2)
     stdout.print(
         f"{result.tracks} tracks: {result.classified} classified, {result.failed} failed, "
         f"{result.tag_failed} not tagged (tag error), {result.gone} gone"
     )
-    table = Table(title="genres")
+    in_files = Table(title=f"genres in the files now ({result.no_genre} with none)")
+    for column in ("genre", "tracks", "share", "written by us"):
+        in_files.add_column(column, justify="left" if column == "genre" else "right")
+    for file_row in result.genres:
+        in_files.add_row(file_row.genre, str(file_row.tracks), f"{file_row.share:.1%}", str(file_row.ours))
+    stdout.print(in_files)
+    table = Table(title="genres the model proposed")
     for column in ("genre", "tracks", "share", "mean confidence"):
         table.add_column(column, justify="left" if column == "genre" else "right")
-    for row in result.genres:
+    for row in result.proposed:
         table.add_row(row.genre, str(row.tracks), f"{row.share:.1%}", f"{row.mean_confidence:.2f}")
     stdout.print(table)
     if result.folders:

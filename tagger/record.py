@@ -218,6 +218,8 @@ class Library:
             track.format = analysis.path.suffix.lower().lstrip(".")
             if plan.owners is not None and not plan.ours:
                 track.user_genres = plan.owners
+            if plan.existing is not None:
+                track.file_genres = plan.existing  # until our write below is applied
             result = Result(
                 track=track,
                 model_id=analysis.model_id,
@@ -264,6 +266,8 @@ class Library:
             track = write.track
             track.status = TrackStatus.DONE
             track.error = report.reason or None
+            if not error:
+                track.file_genres = target
             refresh_state(track)
             if error:
                 track.mtime_ns = None  # retried next run: making a file writable (chmod) leaves its mtime alone
@@ -319,6 +323,7 @@ class Library:
                 if current == write.new:
                     write.status = TagWriteStatus.APPLIED
                     track.status = TrackStatus.DONE
+                    track.file_genres = current
                     refresh_state(track)
                 else:
                     session.delete(write)

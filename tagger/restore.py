@@ -64,5 +64,6 @@ def _restore_track(db: Database, track_id: int, force: bool, dry_run: bool) -> R
             return RestoreReport(path, False, [], error.reason)
         for write in writes:
             write.status, write.restored_at = TagWriteStatus.RESTORED, utcnow()
+        track.file_genres = tags.as_stored(original)
         refresh_state(track)
         return RestoreReport(path, True, original)

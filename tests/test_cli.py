@@ -61,8 +61,10 @@ def test_scan_report_restore_round_trip(music: Path, env: dict[str, str]) -> Non
         "album"
     }
     rows = list(csv.DictReader(io.StringIO(invoke("report", "--format", "csv"))))
-    assert sum(int(r["tracks"]) for r in rows if r["folder"] == "*") == len(ALL_EXTENSIONS)
-    assert "genres" in invoke("report")
+    assert sum(int(r["tracks"]) for r in rows if r["folder"] == "*" and r["kind"] == "model") == len(ALL_EXTENSIONS)
+    assert sum(int(r["tracks"]) for r in rows if r["folder"] == "*" and r["kind"] == "file") == len(ALL_EXTENSIONS)
+    text = invoke("report")
+    assert "genres in the files now" in text and "genres the model proposed" in text
 
     dry = invoke("restore", str(music), "--dry-run")
     assert f"would restore {len(ALL_EXTENSIONS)}, 0 left" in dry and " restored," not in dry

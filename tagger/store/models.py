@@ -69,6 +69,9 @@ class Track(Base):
     status: Mapped[str] = mapped_column(String(16), default=TrackStatus.PENDING, index=True)
     error: Mapped[str | None] = mapped_column(Text)
     user_genres: Mapped[list[str] | None] = mapped_column(JSON)  # the owner's own genre tags, never ours
+    # The genre field as the last scan left it (read, or our write once applied): what the file says after the
+    # policy. None: not known (a row from before 0004, or tags never read).
+    file_genres: Mapped[list[str] | None] = mapped_column(JSON)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
