@@ -22,6 +22,7 @@ from tagger.policy import Policy
 if TYPE_CHECKING:
     from tagger.learn import Learned
     from tagger.library import Library, TrackReport
+    from tagger.playlists import PlaylistRefresher
     from tagger.scan import ScanSummary
 
 app = typer.Typer(
@@ -387,6 +388,73 @@ def report(
 
 
 @app.command()
+def playlists(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder of the playlists", show_default="config playlists_dir")
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="genre: a playlist per genre; album-genre: whole albums by their genre",
+            show_default="config, else genre",
+        ),
+    ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(help="Leave out genres the model heard below this", show_default="config, else 0"),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON")] = False,
+) -> None:
+    """One .m3u8 per genre of the classified tracks, paths relative to the playlist (media servers import them).
+
+    Only playlists this tool made (marked by a #GENRE-TAGGER line) are rewritten or removed.
+    """
+    from dataclasses import replace
+
+    from tagger.playlists import PlaylistError, PlaylistKind, write_playlists
+    from tagger.store import Database
+
+    settings = _settings(config, db=db, playlists_dir=str(out) if out else None)
+    changes: dict[str, Any] = {k: v for k, v in {"by": by, "min_confidence": min_confidence}.items() if v is not None}
+    settings = _settings_with(settings, playlists=replace(settings.playlists, **changes))
+    if settings.playlists_dir is None:
+        console.print("[red]error:[/] no --out given and no playlists_dir in the config")
+        raise typer.Exit(2)
+    options = settings.playlists
+    try:
+        done = write_playlists(
+            Database(settings.db),
+            settings.playlists_dir,
+            PlaylistKind(options.by),
+            options.min_confidence,
+            settings.genres,
+        )
+    except PlaylistError as error:
+        raise _fail(error) from error
+    if as_json:
+        stdout.print_json(data=done.to_dict())
+        return
+    for path in done.refused:
+        console.print(f"[yellow]left alone[/] {path}: not made by tagger playlists --by {options.by}", highlight=False)
+    stdout.print(
+        f"{len(done.written)} written, {len(done.unchanged)} unchanged, {len(done.removed)} removed "
+        f"({done.tracks} tracks) in {done.folder}",
+        highlight=False,
+    )
+
+
+def _settings_with(settings: Settings, **overrides: Any) -> Settings:
+    """``settings`` with checked overrides; a bad value exits 2 with one line, as :func:`_settings` does."""
+    try:
+        return settings.override(**overrides)
+    except ConfigError as error:
+        console.print(f"[red]config error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from error
+
+
+@app.command()
 def learn(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Only tracks under these folders", show_default="every scanned track")
@@ -608,8 +676,24 @@ def watch(
         follow_symlinks=settings.follow_symlinks,
         force_catch_up=force,
         reload=reload,
+        playlists=_refresher(library, settings) if settings.playlists_dir and not dry_run else None,
     )
     raise typer.Exit(daemon.run())
+
+
+def _refresher(library: Library, settings: Settings) -> PlaylistRefresher:
+    from tagger.playlists import PlaylistKind, PlaylistRefresher
+
+    assert settings.playlists_dir is not None
+    options = settings.playlists
+    return PlaylistRefresher(
+        library.db,
+        settings.playlists_dir,
+        PlaylistKind(options.by),
+        options.min_confidence,
+        settings.genres,
+        interval=options.refresh_seconds,
+    )
 
 
 @app.command()

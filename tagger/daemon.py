@@ -92,6 +92,7 @@ from watchdog.observers.polling import PollingObserver
 from tagger.config import Settings, WatchSettings
 from tagger.errors import DatabaseError, ModelError
 from tagger.library import FileState, Library, Outcome, TagOptions, TrackReport
+from tagger.playlists import PlaylistRefresher
 from tagger.scan import Scanner
 from tagger.sdnotify import Notifier
 from tagger.store import TrackStatus
@@ -276,8 +277,10 @@ class Daemon:
         reload: Callable[[], Settings] | None = None,
         notifier: Notifier | None = None,
         status_path: Path | None = None,
+        playlists: PlaylistRefresher | None = None,
     ) -> None:
         self.library = library
+        self.playlists = playlists  # kept current, batched (tagger.playlists)
         self.roots = [str(canonical_path(r)) for r in roots]
         self.watch = watch or WatchSettings()
         self.follow_symlinks = follow_symlinks
@@ -657,6 +660,8 @@ class Daemon:
             while not self._stop.is_set():
                 self._wake.clear()
                 self._heartbeat = time.monotonic()
+                if self.playlists is not None:
+                    self.playlists.maybe_refresh(time.monotonic())
                 if self._reload_requested:
                     self._reload()
                 if self._apply_operations():
@@ -931,6 +936,8 @@ class Daemon:
     def _note(self, report: TrackReport) -> None:
         outcome = report.outcome
         self.counts[outcome.value] += 1
+        if self.playlists is not None and outcome is not Outcome.SKIPPED:
+            self.playlists.note_change()
         if outcome is Outcome.SKIPPED:
             log.debug("skipped (unchanged since last seen) %s", report.path)
             return
@@ -960,6 +967,8 @@ class Daemon:
         """Mark a deleted track gone in the database; count and log it if it was not already."""
         if not self.library.mark_gone(path):
             return False
+        if self.playlists is not None:
+            self.playlists.note_change()
         self.counts["gone"] += 1
         self.last_track = {"path": path, "outcome": "gone", "at": _iso(time.time()), "reason": ""}
         log.info("gone %s", path)
