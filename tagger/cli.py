@@ -20,6 +20,8 @@ from tagger.policy import Policy
 # Each command imports what it uses: `tagger classify` must start fast, without SQLAlchemy,
 # scikit-learn or watchdog, and worker processes re-import this module.
 if TYPE_CHECKING:
+    import numpy as np
+
     from tagger.learn import Learned
     from tagger.library import Library, TrackReport
     from tagger.playlists import PlaylistRefresher
@@ -452,6 +454,62 @@ def _settings_with(settings: Settings, **overrides: Any) -> Settings:
     except ConfigError as error:
         console.print(f"[red]config error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from error
+
+
+@app.command()
+def similar(
+    file: Annotated[Path, typer.Argument(help="A track (scanned, or classified now; nothing is written)")],
+    n: Annotated[int, typer.Option("-n", min=1, help="How many tracks")] = 30,
+    m3u: Annotated[Path | None, typer.Option("--m3u", help="Also write them as this .m3u8 playlist")] = None,
+    one_per: Annotated[str | None, typer.Option("--one-per", help="album or artist: at most one track of each")] = None,
+    max_windows: Annotated[int | None, typer.Option(help="Windows classified for a FILE never scanned")] = None,
+    db: DbOption = None,
+    model: ModelOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON")] = False,
+) -> None:
+    """The tracks that sound most like FILE: cosine similarity of the stored embeddings."""
+    from tagger.model import Classifier, load_card
+    from tagger.pipeline import analyse_track
+    from tagger.playlists import Entry, TagCache, TrackTags, render_m3u, replace_text
+    from tagger.similar import EmbeddingIndex, OnePer, similar_to
+    from tagger.store import Database
+    from tagger.walk import canonical_path
+
+    settings = _settings(config, db=db, model=model, max_windows=max_windows)
+    if one_per is not None and one_per not in set(OnePer):
+        console.print(f"[red]error:[/] --one-per: expected album or artist, got {one_per!r}", highlight=False)
+        raise typer.Exit(2)
+    if not file.is_file():
+        console.print(f"[red]error:[/] {file}: no such file", highlight=False)
+        raise typer.Exit(1)
+    try:
+        card = load_card(settings.model)
+        index = EmbeddingIndex.load(Database(settings.db), card.model_id)
+        if not len(index):
+            raise _fail(ValueError(f"no stored embeddings from {card.model_id}: `tagger scan` the library first"))
+
+        def embed(path: Path) -> np.ndarray | None:
+            return analyse_track(path, Classifier(card, threads=settings.threads), settings.max_windows).embedding
+
+        found = similar_to(index, canonical_path(file), n, OnePer(one_per) if one_per else None, embed)
+    except (TaggerError, ValueError, LookupError) as error:
+        raise _fail(error) from error
+    if m3u is not None:
+        cache = TagCache()
+        entries = [Entry(x.path, x.duration, cache.get(x.path) or TrackTags(), {}) for x in found.neighbours]
+        target = canonical_path(m3u)
+        try:
+            replace_text(target, render_m3u(entries, target.parent, f"Like {file.stem}", "similar"))
+        except OSError as error:
+            raise _fail(ValueError(f"{m3u}: {error.strerror or error}")) from error
+    if as_json:
+        stdout.print_json(data=found.to_dict())
+        return
+    origin = "stored" if found.scanned else "classified now"
+    stdout.print(f"like {found.query} ({origin}; {found.tracks} tracks of {found.model_id} searched)", highlight=False)
+    for rank, neighbour in enumerate(found.neighbours, 1):
+        stdout.print(f"{rank:>3}  {neighbour.similarity:.3f}  {neighbour.path}", markup=False, highlight=False)
 
 
 @app.command()

@@ -310,7 +310,7 @@ def render_m3u(entries: Sequence[Entry], folder: str | Path, title: str, kind: s
     """The playlist's text: ``#EXTM3U``, our marker, ``#PLAYLIST:`` title, then EXTINF + relative path."""
     lines = [
         "#EXTM3U",
-        f"{MARKER}by={kind} made by `tagger playlists`; rewritten at each refresh, edits are lost",
+        f"{MARKER}by={kind} written by genre-tagger; edits are lost when it writes this file again",
         f"#PLAYLIST:{title}",
     ]
     for entry in entries:

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from tagger.cli import app
 from tagger.config import ConfigError, WatchSettings, settings_from_dict
 from tagger.daemon import Daemon
-from tagger.genres import genre_key
 from tagger.library import Library, TagOptions
 from tagger.model import ModelCard
 from tagger.playlists import MARKER, PlaylistKind, PlaylistRefresher, collect, write_playlists
