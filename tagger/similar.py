@@ -69,14 +69,16 @@ class EmbeddingIndex:
         )
         with db.session() as session:
             # Core rows, not ORM ones: 100k rows load in a third of the time
-            rows = [(path, duration, blob) for path, duration, blob in session.connection().execute(query) if blob]
+            rows = [
+                (path, duration, blob) for path, duration, blob in session.connection().execute(query).all() if blob
+            ]
         sizes = Counter(len(blob) for _, _, blob in rows)
         size = sizes.most_common(1)[0][0] if sizes else 0  # a row of another size is damaged: left out
         kept = [row for row in rows if len(row[2]) == size and size]
         flat = embedding_from_bytes(b"".join(blob for _, _, blob in kept))  # the stored codec, all rows at once
         assert flat is not None
         matrix = flat.reshape(len(kept), -1) if kept else np.zeros((0, 0), np.float32)
-        return cls(model_id, [p for p, _, _ in kept], [d for _, d, _ in kept], unit_rows(matrix))
+        return cls(model_id, [p for p, _, _ in kept], [d for _, d, _ in kept], unit_rows(matrix, in_place=True))
 
     def vector_of(self, path: str) -> np.ndarray | None:
         row = self._rows.get(path)
@@ -121,9 +123,12 @@ class EmbeddingIndex:
         return found
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms > 0, norms, 1.0)
+def unit_rows(matrix: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """Each row divided by its length (a zero row stays zero); ``in_place`` spares a copy of a large matrix."""
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))[:, None]  # no (n, d) temporary, unlike linalg.norm
+    out = matrix if in_place else matrix.astype(np.float32, copy=True)
+    out /= np.where(norms > 0, norms, 1.0)
+    return out
 
 
 def album_key(path: str) -> Hashable:
