@@ -15,6 +15,7 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     id3_separator = "; "
     hardlinks = "keep"           # keep: hard-linked files written in place; break: replaced (links become copies)
     album_mode = "track"         # consensus: an album's tracks get the album's genre (mean); track: each its own
+    playlists_dir = "/srv/music/Playlists"   # `tagger playlists` writes here; `tagger watch` keeps them current
 
     [genres]                     # the owner's vocabulary (names match ignoring case, spaces, punctuation)
     allow = ["Rock", "Jazz", "Hip-Hop"]   # only these are ever written (omit: any)
@@ -27,7 +28,6 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     reconcile_hours = 24         # full re-check of the roots, for events the OS dropped
     polling = false              # polling observer, for network file systems
 
-    playlists_dir = "/srv/music/Playlists"   # `tagger playlists` writes here; `tagger watch` keeps them current
     [playlists]
     by = "genre"                 # genre | album-genre
     min_confidence = 0.0         # a genre the model heard below this is left out
