@@ -32,6 +32,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -426,7 +427,10 @@ def write_playlists(
 class PlaylistRefresher:
     """The daemon's hook: changes are noted as tracks are recorded; the playlists are rewritten at most
     once per ``interval`` seconds, and only after a change (a burst of 200 new tracks is one rewrite, not
-    200). The first call writes them as the database has them. File tags are cached between refreshes."""
+    200). The first call writes them as the database has them. A refresh runs in its own thread, one at a
+    time: the first one reads every file's tags (minutes for 100k files) and must not hold up tagging;
+    file tags are cached between refreshes. A refresh cut short by the process ending leaves the previous
+    playlists (each file is replaced atomically)."""
 
     def __init__(
         self,
@@ -440,26 +444,39 @@ class PlaylistRefresher:
         self.db, self.folder, self.kind = db, Path(folder), kind
         self.min_confidence, self.rules, self.interval = min_confidence, rules or GenreRules(), interval
         self.cache = TagCache()
-        self.refreshes = 0
+        self.refreshes = 0  # finished ones
         self._changed = True
         self._last = -math.inf
+        self._thread: threading.Thread | None = None
 
     def note_change(self) -> None:
         """A track was recorded, moved or marked gone."""
         self._changed = True
 
     def maybe_refresh(self, now: float) -> bool:
-        """Rewrite the playlists if something changed and the last refresh is ``interval`` seconds old
-        (``now``: :func:`time.monotonic`). A failure is logged and retried after ``interval``."""
-        if not self._changed or now - self._last < self.interval:
+        """Start a refresh if something changed, none is running and the last one started ``interval``
+        seconds ago (``now``: :func:`time.monotonic`). A failed one is logged and retried after ``interval``."""
+        if (self._thread is not None and self._thread.is_alive()) or not self._changed:
+            return False
+        if now - self._last < self.interval:
             return False
         self._changed, self._last = False, now
+        self._thread = threading.Thread(target=self._refresh, name="playlists", daemon=True)
+        self._thread.start()
+        return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the refresh in progress, if any, has finished."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _refresh(self) -> None:
         try:
             done = write_playlists(self.db, self.folder, self.kind, self.min_confidence, self.rules, self.cache)
-        except (PlaylistError, OSError) as error:
+        except (TaggerError, OSError) as error:  # a database or folder problem: the next change tries again
             self._changed = True
             log.error("playlists not refreshed: %s", error)
-            return False
+            return
         self.refreshes += 1
         if done.written or done.removed:
             log.info(
@@ -469,4 +486,3 @@ class PlaylistRefresher:
                 len(done.removed),
                 len(done.unchanged),
             )
-        return True

@@ -253,6 +253,7 @@ def daemon_with(library: Library, root: Path, refresher: PlaylistRefresher) -> I
         daemon.request_stop()
         thread.join(15)
         assert not thread.is_alive()
+        refresher.wait(30)
 
 
 def test_the_daemon_keeps_playlists_current_in_batches(
@@ -284,6 +285,21 @@ def test_the_daemon_keeps_playlists_current_in_batches(
         }:
             time.sleep(0.2)
         assert root / "t0.flac" not in {e for entries in playlists_in(out).values() for e in entries}
+
+
+def test_a_failed_refresh_is_logged_and_retried(tmp_path: Path, database: Database) -> None:
+    blocked = tmp_path / "not a folder"
+    blocked.write_text("x")
+    refresher = PlaylistRefresher(database, blocked, interval=5.0)
+    assert refresher.maybe_refresh(100.0)
+    refresher.wait(30)
+    assert refresher.refreshes == 0 and blocked.read_text() == "x"
+    assert not refresher.maybe_refresh(101.0)  # not before the interval
+    blocked.unlink()
+    assert refresher.maybe_refresh(105.0)  # retried without a new change
+    refresher.wait(30)
+    assert refresher.refreshes == 1 and blocked.is_dir()
+    assert not refresher.maybe_refresh(200.0)  # nothing changed since
 
 
 def test_playlist_settings_are_checked() -> None:
