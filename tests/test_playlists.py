@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,10 +31,12 @@ from tagger.sdnotify import Notifier
 from tagger.store import Database
 from tagger.tags import open_tags
 from tests.audio_factory import make_track
+from tests.conftest import TINY_CARD
 
 pytestmark = [pytest.mark.model]
 
 GENRES = ["drone", "techno", "chimes", "breaks", "organ"]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tag(path: Path, **fields: str) -> Path:
@@ -285,6 +291,39 @@ def test_the_daemon_keeps_playlists_current_in_batches(
         }:
             time.sleep(0.2)
         assert root / "t0.flac" not in {e for entries in playlists_in(out).values() for e in entries}
+
+
+def test_tagger_watch_keeps_the_configured_playlists(tmp_path: Path) -> None:
+    """The real command in a second process: `playlists_dir` and `[playlists]` from the config file."""
+    root, out, db_path = tmp_path / "music", tmp_path / "music" / "Lists", tmp_path / "state" / "tagger.db"
+    root.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'model = "{TINY_CARD}"\nplaylists_dir = "{out}"\n[playlists]\nrefresh_seconds = 0.5\n'
+        "[watch]\nquiet_seconds = 0.5\nreconcile_hours = 0.0\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "INVOCATION_ID", "TAGGER_DB")}
+    command = [sys.executable, "-m", "tagger.cli", "watch", str(root), "--db", str(db_path), "--config", str(config)]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        track = make_track(tmp_path / "t.flac", "organ", 1.0, 16000)
+        time.sleep(1.0)
+        shutil.copy(track, root / "t.flac")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(root / "t.flac" in e for e in playlists_in_if(out)):
+            time.sleep(0.2)
+        assert any(root / "t.flac" in entries for entries in playlists_in_if(out))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        stderr = process.stderr.read() if process.stderr else ""
+    assert "playlists in" in stderr, stderr
+
+
+def playlists_in_if(folder: Path) -> list[list[Path]]:
+    return list(playlists_in(folder).values()) if folder.is_dir() else []
 
 
 def test_a_failed_refresh_is_logged_and_retried(tmp_path: Path, database: Database) -> None:
