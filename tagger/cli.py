@@ -20,7 +20,10 @@ from tagger.policy import Policy
 # Each command imports what it uses: `tagger classify` must start fast, without SQLAlchemy,
 # scikit-learn or watchdog, and worker processes re-import this module.
 if TYPE_CHECKING:
+    import numpy as np
+
     from tagger.learn import Learned
+    from tagger.playlists import PlaylistRefresher
     from tagger.record import Library
     from tagger.scan import ScanSummary
     from tagger.track import TrackReport
@@ -438,6 +441,129 @@ def report(
 
 
 @app.command()
+def playlists(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder of the playlists", show_default="config playlists_dir")
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="genre: a playlist per genre; album-genre: whole albums by their genre",
+            show_default="config, else genre",
+        ),
+    ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(help="Leave out genres the model heard below this", show_default="config, else 0"),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON")] = False,
+) -> None:
+    """One .m3u8 per genre of the classified tracks, paths relative to the playlist (media servers import them).
+
+    Only playlists this tool made (marked by a #GENRE-TAGGER line) are rewritten or removed.
+    """
+    from dataclasses import replace
+
+    from tagger.playlists import PlaylistError, PlaylistKind, write_playlists
+    from tagger.store import Database
+
+    settings = _settings(config, db=db, playlists_dir=str(out) if out else None)
+    changes: dict[str, Any] = {k: v for k, v in {"by": by, "min_confidence": min_confidence}.items() if v is not None}
+    settings = _settings_with(settings, playlists=replace(settings.playlists, **changes))
+    if settings.playlists_dir is None:
+        console.print("[red]error:[/] no --out given and no playlists_dir in the config")
+        raise typer.Exit(2)
+    options = settings.playlists
+    try:
+        done = write_playlists(
+            Database(settings.db),
+            settings.playlists_dir,
+            PlaylistKind(options.by),
+            options.min_confidence,
+            settings.genres,
+        )
+    except PlaylistError as error:
+        raise _fail(error) from error
+    if as_json:
+        stdout.print_json(data=done.to_dict())
+        return
+    for path in done.refused:
+        console.print(f"[yellow]left alone[/] {path}: not made by tagger playlists --by {options.by}", highlight=False)
+    stdout.print(
+        f"{len(done.written)} written, {len(done.unchanged)} unchanged, {len(done.removed)} removed "
+        f"({done.tracks} tracks) in {done.folder}",
+        highlight=False,
+    )
+
+
+def _settings_with(settings: Settings, **overrides: Any) -> Settings:
+    """``settings`` with checked overrides; a bad value exits 2 with one line, as :func:`_settings` does."""
+    try:
+        return settings.override(**overrides)
+    except ConfigError as error:
+        console.print(f"[red]config error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def similar(
+    file: Annotated[Path, typer.Argument(help="A track (scanned, or classified now; nothing is written)")],
+    n: Annotated[int, typer.Option("-n", min=1, help="How many tracks")] = 30,
+    m3u: Annotated[Path | None, typer.Option("--m3u", help="Also write them as this .m3u8 playlist")] = None,
+    one_per: Annotated[str | None, typer.Option("--one-per", help="album or artist: at most one track of each")] = None,
+    max_windows: Annotated[int | None, typer.Option(help="Windows classified for a FILE never scanned")] = None,
+    db: DbOption = None,
+    model: ModelOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON")] = False,
+) -> None:
+    """The tracks that sound most like FILE: cosine similarity of the stored embeddings."""
+    from tagger.model import Classifier, load_card
+    from tagger.pipeline import analyse_track
+    from tagger.playlists import Entry, TagCache, TrackTags, render_m3u, replace_text
+    from tagger.similar import EmbeddingIndex, OnePer, similar_to
+    from tagger.store import Database
+    from tagger.walk import canonical_path
+
+    settings = _settings(config, db=db, model=model, max_windows=max_windows)
+    if one_per is not None and one_per not in set(OnePer):
+        console.print(f"[red]error:[/] --one-per: expected album or artist, got {one_per!r}", highlight=False)
+        raise typer.Exit(2)
+    if not file.is_file():
+        console.print(f"[red]error:[/] {file}: no such file", highlight=False)
+        raise typer.Exit(1)
+    try:
+        card = load_card(settings.model)
+        index = EmbeddingIndex.load(Database(settings.db), card.model_id)
+        if not len(index):
+            raise _fail(ValueError(f"no stored embeddings from {card.model_id}: `tagger scan` the library first"))
+
+        def embed(path: Path) -> np.ndarray | None:
+            return analyse_track(path, Classifier(card, threads=settings.threads), settings.max_windows).embedding
+
+        found = similar_to(index, canonical_path(file), n, OnePer(one_per) if one_per else None, embed)
+    except (TaggerError, ValueError, LookupError) as error:
+        raise _fail(error) from error
+    if m3u is not None:
+        cache = TagCache()
+        entries = [Entry(x.path, x.duration, cache.get(x.path) or TrackTags(), {}) for x in found.neighbours]
+        target = canonical_path(m3u)
+        try:
+            replace_text(target, render_m3u(entries, target.parent, f"Like {file.stem}", "similar"))
+        except OSError as error:
+            raise _fail(ValueError(f"{m3u}: {error.strerror or error}")) from error
+    if as_json:
+        stdout.print_json(data=found.to_dict())
+        return
+    origin = "stored" if found.scanned else "classified now"
+    stdout.print(f"like {found.query} ({origin}; {found.tracks} tracks of {found.model_id} searched)", highlight=False)
+    for rank, neighbour in enumerate(found.neighbours, 1):
+        stdout.print(f"{rank:>3}  {neighbour.similarity:.3f}  {neighbour.path}", markup=False, highlight=False)
+
+
+@app.command()
 def learn(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Only tracks under these folders", show_default="every scanned track")
@@ -660,8 +786,24 @@ def watch(
         follow_symlinks=settings.follow_symlinks,
         force_catch_up=force,
         reload=reload,
+        playlists=_refresher(library, settings) if settings.playlists_dir and not dry_run else None,
     )
     raise typer.Exit(daemon.run())
+
+
+def _refresher(library: Library, settings: Settings) -> PlaylistRefresher:
+    from tagger.playlists import PlaylistKind, PlaylistRefresher
+
+    assert settings.playlists_dir is not None
+    options = settings.playlists
+    return PlaylistRefresher(
+        library.db,
+        settings.playlists_dir,
+        PlaylistKind(options.by),
+        options.min_confidence,
+        settings.genres,
+        interval=options.refresh_seconds,
+    )
 
 
 @app.command()

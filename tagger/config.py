@@ -15,6 +15,7 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     id3_separator = "; "
     hardlinks = "keep"           # keep: hard-linked files written in place; break: replaced (links become copies)
     album_mode = "track"         # consensus: an album's tracks get the album's genre (mean); track: each its own
+    playlists_dir = "/srv/music/Playlists"   # `tagger playlists` writes here; `tagger watch` keeps them current
 
     [genres]                     # the owner's vocabulary (names match ignoring case, spaces, punctuation)
     allow = ["Rock", "Jazz", "Hip-Hop"]   # only these are ever written (omit: any)
@@ -26,6 +27,11 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     quiet_seconds = 5            # a file must be unchanged this long before it is read
     reconcile_hours = 24         # full re-check of the roots, for events the OS dropped
     polling = false              # polling observer, for network file systems
+
+    [playlists]
+    by = "genre"                 # genre | album-genre
+    min_confidence = 0.0         # a genre the model heard below this is left out
+    refresh_seconds = 60         # the daemon rewrites them at most this often, after changes
 """
 
 from __future__ import annotations
@@ -71,6 +77,13 @@ class WatchSettings:
 
 
 @dataclass(frozen=True)
+class PlaylistSettings:
+    by: Literal["genre", "album-genre"] = "genre"  # tagger.playlists.PlaylistKind's values
+    min_confidence: Annotated[float, Ge(0), Le(1)] = 0.0
+    refresh_seconds: Seconds = 60.0
+
+
+@dataclass(frozen=True)
 class Settings:
     roots: tuple[str, ...] = ()
     db: str | None = None  # None: $TAGGER_DB or the XDG data dir
@@ -90,6 +103,8 @@ class Settings:
     # `tagger scan`; the daemon tags track by track. "track" by default: in the CV consensus cut coverage 0.39 -> 0.23
     album_mode: Literal["consensus", "track"] = "track"
     watch: WatchSettings = field(default_factory=WatchSettings)
+    playlists_dir: str | None = None  # `tagger playlists` and the daemon's playlists folder
+    playlists: PlaylistSettings = field(default_factory=PlaylistSettings)
     genres: GenreRules = field(default_factory=GenreRules)
 
     def override(self, **changes: Any) -> Settings:
@@ -150,7 +165,10 @@ def settings_from_dict(data: dict[str, Any], source: str = "config") -> Settings
             if table_unknown:
                 raise ConfigError(f"{source}: unknown [{table.name}] setting(s) {', '.join(sorted(table_unknown))}")
     settings = _checked(data, source)
-    return replace(settings, roots=tuple(str(Path(r).expanduser()) for r in settings.roots))
+    settings = replace(settings, roots=tuple(str(Path(r).expanduser()) for r in settings.roots))
+    if settings.playlists_dir is not None:
+        settings = replace(settings, playlists_dir=str(Path(settings.playlists_dir).expanduser()))
+    return settings
 
 
 def _table(value: Any) -> dict[str, Any]:

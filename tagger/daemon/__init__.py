@@ -34,6 +34,7 @@ from tagger.daemon.processor import Processor
 from tagger.daemon.queue import ChangeQueue
 from tagger.daemon.roots import Roots
 from tagger.daemon.status import STATUS_INTERVAL, Progress, Status, StatusFile, iso, safe_url, status_file_for
+from tagger.playlists import PlaylistRefresher
 from tagger.record import Library
 from tagger.scan import Scanner
 from tagger.systemd import Notifier
@@ -74,6 +75,7 @@ class Daemon:
         reload: Callable[[], Settings] | None = None,
         notifier: Notifier | None = None,
         status_path: Path | None = None,
+        playlists: PlaylistRefresher | None = None,
     ) -> None:
         watch = watch or WatchSettings()
         self.roots = [str(canonical_path(r)) for r in roots]
@@ -102,6 +104,7 @@ class Daemon:
             reload=reload,
             notifier=self.notifier,
             status_line=self._status_line,
+            playlists=playlists,
         )
         self.caught_up = self.processor.caught_up
         self.status_file = StatusFile(status_path or status_file_for(library.db.url), self.notifier)

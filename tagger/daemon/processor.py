@@ -26,6 +26,7 @@ from tagger.daemon.reconcile import Reconciler, mark_vanished
 from tagger.daemon.roots import Roots
 from tagger.daemon.status import STATUS_INTERVAL, Progress
 from tagger.errors import DatabaseError, ModelError
+from tagger.playlists import PlaylistRefresher
 from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.store.queries import tracks_under
@@ -63,8 +64,10 @@ class Processor:
         reload: Callable[[], Settings] | None,
         notifier: Notifier,
         status_line: Callable[[], str],
+        playlists: PlaylistRefresher | None = None,
     ) -> None:
         self.library = library
+        self.playlists = playlists  # kept current, batched (tagger.playlists)
         self.scanner = scanner
         self.queue = queue
         self.roots = roots
@@ -123,6 +126,8 @@ class Processor:
             while not self.stop.is_set():
                 self.queue.wake.clear()
                 self.heartbeat = time.monotonic()
+                if self.playlists is not None:
+                    self.playlists.maybe_refresh(time.monotonic())
                 if self.reload_requested:
                     self._reload()
                 if self._apply_operations():
@@ -189,7 +194,7 @@ class Processor:
                 log.info("would update the database: %s", operation)
             case FileMoved(source, destination) if destination is not None:
                 if self.library.move(source, destination, self.roots.root_of(destination)):
-                    self.progress.note(TrackReport(Path(destination), Outcome.MOVED, reason=f"from {source}"))
+                    self._note(TrackReport(Path(destination), Outcome.MOVED, reason=f"from {source}"))
             case FileMoved(source=path) | FileDeleted(path=path):
                 self._mark_gone(path)
             case FolderMoved(source, destination):
@@ -216,7 +221,14 @@ class Processor:
         if not self.library.mark_gone(path):
             return False
         self.progress.gone(path)
+        if self.playlists is not None:
+            self.playlists.note_change()
         return True
+
+    def _note(self, report: TrackReport) -> None:
+        self.progress.note(report)
+        if self.playlists is not None and report.outcome is not Outcome.SKIPPED:
+            self.playlists.note_change()
 
     # ------------------------------------------------------------------ classification
     def _run_batch(self, batch: list[tuple[Path, Path]], force: bool = False) -> None:
@@ -227,7 +239,7 @@ class Processor:
         try:
             for report in self.scanner.run(batch, force=force):
                 done.add(report.path)
-                self.progress.note(report)
+                self._note(report)
                 self.progress.in_progress = len(batch) - len(done)
                 self.heartbeat = time.monotonic()
                 if self.stop.is_set():
