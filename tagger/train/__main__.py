@@ -2,4 +2,5 @@
 
 from tagger.train.cli import main
 
-main()
+if __name__ == "__main__":  # imported (a package walk, a test that imports every module): nothing runs
+    main()
