@@ -21,6 +21,7 @@ import soundfile
 
 from bench.corpus import Corpus, have_ffmpeg, link_copy
 from bench.measure import Measured, MemorySampler, console, measure, median
+from tagger.model import load_card
 
 OTHERS_IDLE_MAX = 0.25  # cores other processes may use during a wall-time figure before it is called unfair
 
@@ -32,6 +33,8 @@ LONG_TRACK_RSS_SLACK = 1.15  # 2-hour worker peak within 15 % of the 4-minute on
 DAEMON_RSS_MAX_MB = 150.0
 COLD_START_MAX_S = 2.0
 WORKER_SPEEDUP_MIN = 1.7
+HEAD_CPU_GROWTH_MAX = 1.25  # the default head's scan CPU per track over the old default's (the genres issue)
+OLD_DEFAULT_HEAD = "gtzan"  # the paper's ten GTZAN genres: the default before the real-world vocabulary
 
 
 @dataclass
@@ -69,11 +72,11 @@ class Bench:
             command += ["--max-windows", str(self.args.max_windows)]
         return [*command, *extra]
 
-    def scan(self, files: Sequence[Path], workers: int, copies: int = 1) -> Measured:
+    def scan(self, files: Sequence[Path], workers: int, copies: int = 1, *extra: str) -> Measured:
         """A real ``tagger scan`` of ``files`` (hard-linked into a fresh folder) with a fresh database."""
         folder = self.fresh("scan")
         link_copy(files, folder / "music", copies)
-        result = measure(self.scan_command(folder / "music", folder / "tagger.db", workers), self.env)
+        result = measure(self.scan_command(folder / "music", folder / "tagger.db", workers, *extra), self.env)
         _check_scan(result, len(files) * copies)
         shutil.rmtree(folder, ignore_errors=True)
         return result
@@ -193,6 +196,40 @@ def bench_scans(bench: Bench, corpus: Corpus, decode: dict[str, float]) -> dict[
     )
     bench.raw["scan"] = figures
     return figures
+
+
+def bench_default_head(bench: Bench, corpus: Corpus) -> None:
+    """Scan CPU per track of the default head against the old default head on the same files (1 worker).
+
+    Pairs run in turn (default, old), so a change of load hits both alike; each minus the same start-up
+    scan of a one-second track. Only for a model that carries both heads.
+    """
+    card = load_card(bench.model)
+    default_head = card.default_head
+    if OLD_DEFAULT_HEAD not in card.heads or default_head == OLD_DEFAULT_HEAD:
+        bench.add(Row("default head vs old default head (scan CPU/track)", "skipped", note="model has no other head"))
+        return
+    copies = -(-bench.args.scanned // len(corpus.tracks))
+    n = len(corpus.tracks) * copies
+    stub = sorted(corpus.stub.iterdir())
+    new, old, starts = [], [], []
+    for _ in range(bench.args.repeat):
+        new.append(bench.scan(corpus.tracks, 1, copies).cpu)
+        old.append(bench.scan(corpus.tracks, 1, copies, "--vocabulary", OLD_DEFAULT_HEAD).cpu)
+        starts.append(bench.scan(stub, 1).cpu)
+    start = median(starts)
+    per_new, per_old = (median(new) - start) / (n - 1), (median(old) - start) / (n - 1)
+    ratio = per_new / per_old if per_old > 0 else float("nan")
+    bench.raw["default_head"] = {"head": default_head, "cpu_per_track": per_new, "old_cpu_per_track": per_old}
+    bench.add(
+        Row(
+            f"default head ({default_head}) vs old default ({OLD_DEFAULT_HEAD}): scan CPU/track",
+            f"{ratio:.2f}x",
+            f"<= {HEAD_CPU_GROWTH_MAX:g}x",
+            ratio <= HEAD_CPU_GROWTH_MAX,
+            note=f"{fmt_s(per_new)} vs {fmt_s(per_old)} per track, {n} tracks, 1 worker",
+        )
+    )
 
 
 def bench_memory(bench: Bench, corpus: Corpus, scans: dict[int, dict[str, float]]) -> None:

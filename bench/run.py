@@ -37,6 +37,7 @@ from bench.figures import (  # noqa: E402
     bench_cold_start,
     bench_daemon,
     bench_decode,
+    bench_default_head,
     bench_memory,
     bench_rescan,
     bench_scans,
@@ -108,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_cold_start(bench, corpus)
         scans = bench_scans(bench, corpus, decode)
         bench_memory(bench, corpus, scans)
+        bench_default_head(bench, corpus)
         bench_daemon(bench, corpus)
         bench_rescan(bench, corpus)
         bench_naive(bench, corpus, scans)

@@ -4,7 +4,7 @@ stored embedding, as `tagger similar` ranks them) that share its genre, beside a
     .venv/bin/python bench/similar_quality.py [--datasets ../shared/datasets] [--cache DIR] [--json out.json]
 
 Embeddings are what a default scan stores: the mean of the shipped model's embeddings over the card's spread
-windows (``trainer.genre_outputs``, cached; computed where missing), rounded to float16. Per data set:
+windows (``tagger.train.musicnn.genres.outputs``, cached; computed where missing), rounded to float16. Per data set:
 
 * AllMusic-4Q (659 clips, 480 artists): "shares its genre" = the two clips' AllMusic genre lists intersect
   (labels as published, several per clip, noisy); neighbours by the same artist are removed (artist column).
@@ -31,11 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.genre_labels import allmusic_clips, gtzan_clips
-from trainer.genre_outputs import load_or_compute
-from trainer.genres_run import gtzan_paths
-
 from tagger.similar import unit_rows
+from tagger.train.musicnn.genres.labels import allmusic_clips, gtzan_clips
+from tagger.train.musicnn.genres.outputs import load_or_compute
+from tagger.train.musicnn.genres.run import gtzan_paths
 
 K = 10
 REPO = Path(__file__).resolve().parents[1]

@@ -91,10 +91,7 @@ class FeatureCache:
 
     @staticmethod
     def _store(entry: Path, **arrays: np.ndarray) -> None:
-        # Write then rename, so an interrupted run never leaves a truncated entry behind.
-        partial = entry.with_name(f"{entry.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-        np.savez(partial, **arrays)  # type: ignore[arg-type]
-        partial.replace(entry)
+        save_npz(entry, arrays)
 
 
 def extract(
@@ -123,3 +120,11 @@ def extract(
             if progress is not None:
                 progress(1)
     return features, failed
+
+
+def save_npz(entry: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Every cache entry is written this way: to a temp name of this process and thread, then renamed, so an
+    interrupted run never leaves a truncated entry and two runs filling one cache never share a temp file."""
+    partial = entry.with_name(f"{entry.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
+    np.savez(partial, **arrays)  # type: ignore[arg-type]
+    partial.replace(entry)

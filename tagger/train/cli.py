@@ -206,6 +206,9 @@ def genres(
         "spread", help="Windows per clip: spread (the card's max_windows, as a default scan) or all (every window)."
     ),
     seed: int = typer.Option(0, help="Seed of the folds."),
+    with_mtt: bool = typer.Option(
+        False, "--with-mtt", help="CV only: append MTT_musicnn's embedding + taggram (is a second backbone worth it?)."
+    ),
 ) -> None:
     """Fit the genres head (linear over the model's embedding + taggram) with artist-grouped CV; optionally ship it."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: threads only spin on a busy machine
@@ -220,8 +223,10 @@ def genres(
         model=model, folds=folds, repeats=repeats, target_precision=target_precision,
         classical_limit=classical_limit or None, seed=seed, ship=ship, cached_only=cached_only,
         allmusic_sets=window_set, gtzan_sets=(windows,),  # type: ignore[arg-type]
-        log=lambda message: console.log(message),
+        second_backbone=with_mtt, log=lambda message: console.log(message),
     )  # fmt: skip
+    if ship and with_mtt:
+        raise typer.BadParameter("a head over MTT_musicnn cannot be shipped (CV only)", param_hint="--with-mtt")
     result = run_genres(options)
     cv = result["metrics"]["cv"]
     fg = cv["first_genre"]

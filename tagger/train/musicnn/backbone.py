@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ import numpy as np
 
 from tagger.errors import DecodeError
 from tagger.features import FeatureParams, split_windows, window_starts
-from tagger.train.cache import FeatureCache, cache_key, raw_params
+from tagger.train.cache import FeatureCache, cache_key, raw_params, save_npz
 from tagger.train.datasets import Dataset
 
 OUTPUTS_VERSION = 1
@@ -178,9 +176,7 @@ def _store(entry: Path, outputs: ClipOutputs) -> None:
     ]:
         arrays[f"{prefix}_embedding"] = pair.embedding
         arrays[f"{prefix}_taggram"] = pair.taggram
-    partial = entry.with_name(f"{entry.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-    np.savez(partial, **arrays)  # type: ignore[arg-type]
-    partial.replace(entry)
+    save_npz(entry, arrays)
 
 
 def all_outputs(

@@ -30,9 +30,9 @@ from platformdirs import user_cache_dir
 
 MUSICNN_VERSION = "0.1.0"
 MODEL_NAME = "MSD_musicnn"
+SECOND_MODEL_NAME = "MTT_musicnn"  # the same network trained on MagnaTagATune: evaluated as extra features only
 WHEEL_NAME = f"musicnn-{MUSICNN_VERSION}-py3-none-any.whl"
 ENV_DIR = "TAGGER_MUSICNN_DIR"
-_MEMBER_PREFIX = f"musicnn/{MODEL_NAME}/"
 
 # The 50 last.fm tags of the Million Song Dataset, in MSD_musicnn's output order
 # (``MSD_LABELS`` in the wheel's musicnn/configuration.py; a test checks it against that file).
@@ -63,21 +63,21 @@ def _prefix(folder: Path) -> str:
     return str(folder.resolve()) + "/"
 
 
-def _from_env() -> str | None:
-    """``$TAGGER_MUSICNN_DIR``: the MSD_musicnn folder itself, a musicnn package folder, or a wheel."""
+def _from_env(name: str = MODEL_NAME) -> str | None:
+    """``$TAGGER_MUSICNN_DIR``: the checkpoint folder itself (MSD_musicnn only), a musicnn package folder or a wheel."""
     value = os.environ.get(ENV_DIR)
     if not value:
         return None
     path = Path(value).expanduser()
     if path.is_file() and path.suffix == ".whl":
-        return extract_checkpoint(path, cache_dir())
-    for folder in (path, path / MODEL_NAME, path / "musicnn" / MODEL_NAME):
+        return extract_checkpoint(path, cache_dir(), name)
+    for folder in ([path] if name == MODEL_NAME else []) + [path / name, path / "musicnn" / name]:
         if _is_checkpoint_dir(folder):
             return _prefix(folder)
-    raise PretrainedNotFound(f"${ENV_DIR}={value} holds no {MODEL_NAME} checkpoint (.index and .data files)")
+    raise PretrainedNotFound(f"${ENV_DIR}={value} holds no {name} checkpoint (.index and .data files)")
 
 
-def _from_installed() -> str | None:
+def _from_installed(name: str = MODEL_NAME) -> str | None:
     """An installed ``musicnn`` package's folder, located without importing it."""
     try:
         spec = importlib.util.find_spec("musicnn")
@@ -86,35 +86,36 @@ def _from_installed() -> str | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     for location in spec.submodule_search_locations:
-        folder = Path(location) / MODEL_NAME
+        folder = Path(location) / name
         if _is_checkpoint_dir(folder):
             return _prefix(folder)
     return None
 
 
-def extract_checkpoint(wheel: Path, dest: Path) -> str:
-    """Unpack only ``musicnn/MSD_musicnn/*`` from ``wheel`` into ``dest/MSD_musicnn``; return the prefix.
+def extract_checkpoint(wheel: Path, dest: Path, name: str = MODEL_NAME) -> str:
+    """Unpack only ``musicnn/<name>/*`` from ``wheel`` into ``dest/<name>``; return the prefix.
 
     Unpacks into a temporary folder then renames it, so a concurrent or interrupted run never
     leaves a half-written checkpoint behind.
     """
-    target = dest / MODEL_NAME
+    member_prefix = f"musicnn/{name}/"
+    target = dest / name
     if _is_checkpoint_dir(target):
         return _prefix(target)
     dest.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest))
     try:
         with zipfile.ZipFile(wheel) as archive:
-            members = [m for m in archive.infolist() if m.filename.startswith(_MEMBER_PREFIX) and not m.is_dir()]
+            members = [m for m in archive.infolist() if m.filename.startswith(member_prefix) and not m.is_dir()]
             for member in members:
-                name = member.filename[len(_MEMBER_PREFIX) :]
-                if not name or "/" in name or name in (".", ".."):
+                file_name = member.filename[len(member_prefix) :]
+                if not file_name or "/" in file_name or file_name in (".", ".."):
                     continue  # flat folder expected; refuse anything that could escape it
-                with archive.open(member) as source, open(staging / name, "wb") as out:
+                with archive.open(member) as source, open(staging / file_name, "wb") as out:
                     shutil.copyfileobj(source, out)
         staging.chmod(0o755)  # mkdtemp makes it private; it is a plain cache folder
         if not _is_checkpoint_dir(staging):
-            raise PretrainedNotFound(f"{wheel} holds no {_MEMBER_PREFIX} checkpoint")
+            raise PretrainedNotFound(f"{wheel} holds no {member_prefix} checkpoint")
         try:
             staging.rename(target)
         except OSError:
@@ -148,21 +149,21 @@ def download_wheel(dest: Path | None = None) -> Path:
     return wheel
 
 
-def locate_checkpoint(download: bool = True) -> str:
-    """The MSD_musicnn checkpoint prefix (folder + ``/``), trying env var, installed package, cache, pip."""
+def locate_checkpoint(download: bool = True, name: str = MODEL_NAME) -> str:
+    """The ``name`` checkpoint prefix (folder + ``/``), trying env var, installed package, cache, pip."""
     for finder in (_from_env, _from_installed):
-        found = finder()
+        found = finder(name)
         if found:
             return found
-    cached = cache_dir() / MODEL_NAME
+    cached = cache_dir() / name
     if _is_checkpoint_dir(cached):
         return _prefix(cached)
     wheel = cache_dir() / WHEEL_NAME
     if not wheel.is_file():
         if not download:
-            raise PretrainedNotFound(f"no {MODEL_NAME} checkpoint found and downloading is disabled")
+            raise PretrainedNotFound(f"no {name} checkpoint found and downloading is disabled")
         wheel = download_wheel()
-    return extract_checkpoint(wheel, cache_dir())
+    return extract_checkpoint(wheel, cache_dir(), name)
 
 
 def open_checkpoint(prefix: str) -> Any:

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from tagger.audio import AUDIO_EXTENSIONS, decode
+from tagger.audio import decode
 from tagger.features import log_mel, split_windows
 from tagger.model import Classifier, Head, ModelCard
+from tagger.train import datasets
 from tagger.train.convert import full_integer_int8, output_names, representative, write
 from tagger.train.musicnn.layouts import integer_friendly
 from tagger.train.musicnn.port import MUSICNN_FEATURES, load_pretrained
@@ -120,14 +121,9 @@ def windows_of(path: Path) -> np.ndarray:
 
 
 def gtzan_paths(root: Path, genres: Iterable[str] | None = None) -> list[tuple[str, Path]]:
-    """``(genre, path)`` for audio files in ``root/<genre>/``, sorted."""
-    wanted = set(genres) if genres is not None else None
-    found: list[tuple[str, Path]] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if wanted is not None and folder.name not in wanted:
-            continue
-        found.extend((folder.name, f) for f in sorted(folder.iterdir()) if f.suffix.lower() in AUDIO_EXTENSIONS)
-    return found
+    """``(genre, path)`` for audio files in ``root/<genre>/``, sorted (the one GTZAN layout reader)."""
+    dataset = datasets.scan(root, list(genres) if genres is not None else None)
+    return [(clip.genre, clip.path) for clip in dataset.clips]
 
 
 def load_clips(root: Path, genres: Iterable[str] | None = None) -> list[WindowedClip]:

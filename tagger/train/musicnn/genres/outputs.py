@@ -14,7 +14,6 @@ size and mtime; a killed run resumes where it stopped.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from tagger import audio, features
 from tagger.model import Classifier, Head, ModelCard, load_card
+from tagger.train.cache import save_npz
 
 OUTPUTS_VERSION = 1
 
@@ -100,9 +100,7 @@ def load_or_compute(
             if classifier is None:
                 classifier = Classifier(outputs_card(card), threads=1)
             outputs = clip_outputs(classifier, path, window_set, budget)
-            partial = target.with_suffix(".tmp.npz")
-            np.savez(partial, **outputs)  # type: ignore[arg-type]
-            os.replace(partial, target)  # a killed run leaves no half-written entry
+            save_npz(target, outputs)
             if number % 50 == 0:
                 log(f"{window_set}: {number}/{len(paths)} clips")
         with np.load(target) as data:

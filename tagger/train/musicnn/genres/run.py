@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tagger.model import card_path_for, load_card
+from tagger.train import datasets
 from tagger.train.musicnn.genres.cv import build_dataset, cross_validate, final_head, summarise
 from tagger.train.musicnn.genres.labels import (
     ALLMUSIC_PARTIAL,
@@ -31,6 +32,8 @@ from tagger.train.musicnn.genres.labels import (
     gtzan_clips,
 )
 from tagger.train.musicnn.genres.outputs import WindowSet, clip_key, load_or_compute, model_fingerprint
+from tagger.train.musicnn.genres.second_backbone import second_outputs, with_second
+from tagger.train.musicnn.pretrained import SECOND_MODEL_NAME
 
 LICENCE = (
     "Head fit on AllMusic-4Q previews (Panda, Malheiro & Paiva 2018; commercial recordings, research use) and "
@@ -61,11 +64,12 @@ class GenreOptions:
     cached_only: bool = False  # AllMusic: only clips whose outputs are already cached (a partial extraction)
     ship: bool = False
     default_head: bool = True
+    second_backbone: bool = False  # MTT_musicnn's outputs appended (CV only: the shipped graph does not compute them)
     log: Callable[[str], None] = lambda _: None
 
 
 def gtzan_paths(root: Path, classical_limit: int | None) -> list[Path]:
-    paths = sorted(p for p in root.glob("*/*.*") if p.suffix.lower() not in (".csv", ".txt", ".md"))
+    paths = [clip.path for clip in datasets.scan(root).clips]  # the one GTZAN layout reader
     if classical_limit is None:
         return paths
     return [p for p in paths if p.parent.name != "classical" or int(p.stem.split(".")[-1]) < classical_limit]
@@ -90,6 +94,8 @@ def is_cached(path: Path, options: GenreOptions, window_set: WindowSet) -> bool:
 
 
 def run(options: GenreOptions) -> dict[str, Any]:
+    if options.ship and options.second_backbone:
+        raise ValueError(f"a head over {SECOND_MODEL_NAME} cannot be shipped: the shipped model does not compute it")
     started = time.perf_counter()
     allmusic = allmusic_clips(options.allmusic)
     if options.cached_only:
@@ -98,6 +104,9 @@ def run(options: GenreOptions) -> dict[str, Any]:
     clips = allmusic + gtzan
     outputs = outputs_for(allmusic, options, options.allmusic_sets) + outputs_for(gtzan, options, options.gtzan_sets)
     data = build_dataset(clips, outputs)
+    if options.second_backbone:
+        params = load_card(options.model).features
+        data.x = with_second(data.x, second_outputs(clips, outputs, params, options.cache_dir, options.log))
     options.log(f"{len(clips)} clips, {len(data.x)} windows, {len({c.group for c in clips})} groups")
     result = cross_validate(
         data, options.folds, options.repeats, options.c_grid, options.inner_folds, options.max_overuse,
@@ -111,7 +120,8 @@ def run(options: GenreOptions) -> dict[str, Any]:
         "kind": "linear",
         "labels": list(GENRES),
         "task": "multilabel",
-        "inputs": ["embedding", "taggram"],
+        "inputs": ["embedding", "taggram"]
+        + ([f"{SECOND_MODEL_NAME}:embedding+taggram"] if options.second_backbone else []),
         "weights": np.round(head.weights, 6).tolist(),
         "bias": np.round(head.bias, 6).tolist(),
         "thresholds": {g: 0.5 for g in GENRES},
@@ -144,6 +154,7 @@ def run(options: GenreOptions) -> dict[str, Any]:
             "gtzan": GTZAN_TO_GENRE,
             "gtzan_partial": {k: list(v) for k, v in GTZAN_PARTIAL.items()},
         },
+        "second_backbone": SECOND_MODEL_NAME if options.second_backbone else None,
         "shipped_head": {"C": choice.c, "abstain_below": choice.abstain, "inner_macro_f1": choice.inner_macro_f1},
         "cv": summary,
         "seconds": round(time.perf_counter() - started, 1),
