@@ -4,7 +4,6 @@ many tiny WAVs; generated once into a folder (reused by ``--corpus``).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -125,18 +124,17 @@ def build_corpus(root: Path, n_tracks: int, quick: bool, small_count: int) -> Co
     return Corpus(tracks, half_hour, two_hours, small, small_count, stub, empty, encoder)
 
 
-def link_copy(files: Sequence[Path], folder: Path, copies: int = 1) -> Path:
-    """Hard links (tag writes replace the file, so the corpus is never modified), else copies.
+def copy_files(files: Sequence[Path], folder: Path, copies: int = 1) -> Path:
+    """Copies of ``files`` in a new ``folder``, each ``copies`` times under its own name.
 
-    ``copies`` > 1 links each file under several names: more tracks per scan, so that the scan's
-    start-up cost, subtracted, leaves a per-track figure above the noise.
+    Real copies, not hard links: a scan counts the names of one file as one track, and writes a
+    hard-linked file in place (``hardlinks = "keep"``), which would tag the corpus itself. ``copies``
+    > 1: more tracks per scan, so that the scan's start-up cost, subtracted, leaves a per-track figure
+    above the noise.
     """
     folder.mkdir(parents=True)
     for copy in range(copies):
         for path in files:
             name = path.name if copies == 1 else f"{path.stem}-{copy}{path.suffix}"
-            try:
-                os.link(path, folder / name)
-            except OSError:
-                shutil.copy2(path, folder / name)
+            shutil.copyfile(path, folder / name)
     return folder
