@@ -27,7 +27,7 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
-from tagger.tags.base import TEMP_MARKER
+from tagger.tags.safe_write import TEMP_MARKER
 from tests.audio_factory import ALL_EXTENSIONS, have_ffmpeg, make_track
 
 ARTIST = "Ärtist Ñame"
