@@ -41,7 +41,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from tagger.learn import genre_key, learn_vocabulary, save_vocabulary  # noqa: E402
+from tagger.genres import genre_key  # noqa: E402
+from tagger.learn import learn_vocabulary, save_vocabulary  # noqa: E402
 from tagger.model import ModelCard, load_card  # noqa: E402
 from tagger.record import Library, TagOptions  # noqa: E402
 from tagger.scan import Scanner, ScanSummary  # noqa: E402

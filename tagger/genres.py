@@ -3,6 +3,7 @@
 Applied to the model's ranked genres after the model and before the policy (scan, watch,
 classify), to the names ``tagger report`` counts, and to the owner's tags ``tagger learn`` reads.
 Names match by :func:`genre_key`: case, spaces and punctuation do not matter ("hip hop" = "Hip-Hop").
+The owner's tag values become names by :func:`split_genres` (separators, ID3v1 codes, placeholders).
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+from mutagen._constants import GENRES
+from mutagen.id3 import TCON
 
 if TYPE_CHECKING:
     from tagger.aggregate import GenreScore
@@ -97,3 +102,68 @@ def apply_rules(scores: Iterable[GenreScore], rules: GenreRules) -> list[GenreSc
         seen.add(key)
         out.append(score if name == score.genre else replace(score, genre=name))
     return out
+
+
+# ---------------------------------------------------------------------------------------- the owner's tags
+_SEPARATORS = re.compile(r"\s*(?:;|/|,|\||\\\\|\x00)\s*")  # ID3v2.3 joins with "; " or "/"; "\\" by some taggers
+_ID3_CODE = re.compile(r"^\s*(?:\((?:\d+|RX|CR)\)|\d+\s*$)")  # "(17)", "(17)Rock", "(RX)", bare "17" (ID3v2.4)
+_ID3_NON_GENRES = {"remix", "cover"}  # what "(RX)" / "(CR)" expand to: not genres
+_PLACEHOLDERS = {"", "unknown", "other", "none", "misc", "miscellaneous", "genre", "na", "null", "undefined"}
+
+
+def split_genres(values: Iterable[str]) -> list[str]:
+    """Tag values -> single genre spellings: separators split, ID3v1 codes named, junk dropped.
+
+    ``["Drone; Ambient", "(26)(17)", " DRONE "]`` gives ``["Drone", "Ambient", "Ambient", "Rock", "DRONE"]``.
+    """
+    out: list[str] = []
+    for value in values:
+        if genre_key(str(value)) in _PLACEHOLDERS:  # before splitting: "n/a" is no genre, nor "n" and "a"
+            continue
+        for part in _SEPARATORS.split(str(value)):
+            names = _id3_names(part) if _ID3_CODE.match(part) else [part]
+            for name in names:
+                spelled = " ".join(name.split()).strip("\"'")
+                if genre_key(spelled) not in _PLACEHOLDERS:
+                    out.append(spelled)
+    return out
+
+
+def _id3_names(value: str) -> list[str]:
+    """``(17)``/``17``/``(26)(17)Hard Rock`` through mutagen's ID3v1 genre list (``mutagen._constants.GENRES``)."""
+    if value.strip().isdigit() and int(value) >= len(GENRES):
+        return []  # "1999" is a year, not a genre code
+    names = TCON(encoding=3, text=[value.strip()]).genres
+    return [name for name in names if name.casefold() not in _ID3_NON_GENRES]
+
+
+def normalise_genres(values: Iterable[str]) -> list[str]:
+    """The distinct label keys of one track's genre values, in the order they first appear."""
+    return list(dict.fromkeys(genre_key(name) for name in split_genres(values)))
+
+
+class GenreNormaliser:
+    """Labels for many tracks, remembering how the owner spells each label most often.
+
+    The spelling written into files is the owner's commonest one; ties prefer a capitalised
+    form (``Drone`` over ``drone`` and ``DRONE``), then alphabetical order.
+    """
+
+    def __init__(self, rules: GenreRules | None = None) -> None:
+        self._spellings: dict[str, Counter[str]] = defaultdict(Counter)
+        self.rules = rules or GenreRules()
+
+    def labels(self, values: Iterable[str]) -> list[str]:
+        keys: list[str] = []
+        for name in map(self.rules.canonical, split_genres(values)):  # the owner's aliases first: "Hip Hop" = "Rap"
+            key = genre_key(name)
+            self._spellings[key][name] += 1
+            if key not in keys:
+                keys.append(key)
+        return keys
+
+    def spelling(self, key: str) -> str:
+        counts = self._spellings.get(key)
+        if not counts:
+            return key
+        return min(counts, key=lambda s: (-counts[s], s.isupper(), s.islower(), s))

@@ -31,7 +31,7 @@ from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, Trac
 from tagger.store.db import insert_if_absent
 from tagger.store.embedding import embedding_to_bytes
 from tagger.tags import GenreTags, open_tags
-from tagger.tags.base import finish_in_place, leftover_temps
+from tagger.tags.safe_write import finish_in_place, leftover_temps
 from tagger.track import (
     FileState,
     KnownState,
@@ -305,7 +305,7 @@ class Library:
         """Finish tag writes a crash interrupted: applied if the file has them, else redo the track.
 
         The temp copy such a write may have left next to the file is deleted: only a name the writer
-        makes for that very file (:func:`tagger.tags.base.leftover_temps`), and only here, under the
+        makes for that very file (:func:`tagger.tags.safe_write.leftover_temps`), and only here, under the
         writer lock, where no write of ours is in progress; a file merely named like one is not touched.
         """
         fixed = 0

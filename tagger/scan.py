@@ -28,7 +28,7 @@ from tagger.pipeline import TrackAnalysis, analyse_track
 from tagger.record import AlbumChoice, Library
 from tagger.store.retag import outdated_writes, stored_analyses
 from tagger.tags import open_tags
-from tagger.tags.base import BEING_WRITTEN, being_written
+from tagger.tags.leases import BEING_WRITTEN, being_written
 from tagger.track import FileState, Outcome, TrackReport
 from tagger.walk import iter_audio_files
 

@@ -12,8 +12,7 @@ import pytest
 
 from tagger.aggregate import GenreScore, aggregate
 from tagger.config import ConfigError, load_settings
-from tagger.genres import GenreRules, apply_rules
-from tagger.learn import GenreNormaliser
+from tagger.genres import GenreNormaliser, GenreRules, apply_rules, genre_key, normalise_genres, split_genres
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import analyse_track
 from tagger.policy import Policy
@@ -128,3 +127,63 @@ def test_cli_flags_and_config_through_the_real_command(techno: Path, tmp_path: P
     )  # fmt: skip
     assert scan.returncode == 0, scan.stderr
     assert open_tags(techno).read_genres() == ["Electronic"]
+
+
+# ------------------------------------------------------------------------------------ the owner's tag values -> names
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["Hip Hop", "Hip-Hop", "hiphop", "HIP  HOP ", "hip_hop"],
+        ["R&B", "RnB", "r & b", "Rhythm and Blues"],
+        ["Drum & Bass", "Drum'n'Bass", "drum n bass", "DnB", "D&B", "Drum and Bass"],
+        ["Rock'n'Roll", "Rock n Roll", "rock & roll", "Rock and Roll"],
+        ["Électro", "electro", "ELECTRO"],
+        ["Post-Rock", "post rock", "PostRock"],
+    ],
+)
+def test_spellings_of_one_genre_share_a_key(spellings: list[str]) -> None:
+    assert len({genre_key(s) for s in spellings}) == 1
+
+
+def test_different_genres_keep_different_keys() -> None:
+    keys = [genre_key(g) for g in ["Rock", "Hard Rock", "Pop", "Hip-Hop", "Trip-Hop", "Drum & Bass", "Bass"]]
+    assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["Drone; Ambient"], ["Drone", "Ambient"]),
+        (["Techno/Dance"], ["Techno", "Dance"]),
+        (["jazz, blues ,soul"], ["jazz", "blues", "soul"]),
+        (["Jazz | Funk"], ["Jazz", "Funk"]),
+        (["Rock", "Pop"], ["Rock", "Pop"]),  # several values (Vorbis, MP4, ID3v2.4)
+        ([" DRONE  "], ["DRONE"]),
+        (["Drum  and   Bass"], ["Drum and Bass"]),
+        (["(17)"], ["Rock"]),  # ID3v1 genre codes
+        (["(26)(17)"], ["Ambient", "Rock"]),
+        (["(17)Hard Rock"], ["Rock", "Hard Rock"]),  # ID3v2.3 code + refinement
+        (["18"], ["Techno"]),  # ID3v2.4 bare code
+        (["(18); Dance"], ["Techno", "Dance"]),
+        (["(RX)"], []),  # remix: not a genre
+        (["(255)", "Unknown", "Other", "n/a", "", "  ", ";", "1999"], []),
+    ],
+)
+def test_split_genres(values: list[str], expected: list[str]) -> None:
+    assert split_genres(values) == expected
+
+
+def test_normalise_genres_gives_distinct_keys_in_order() -> None:
+    assert normalise_genres(["Hip Hop; hip-hop", "HIPHOP", "(18)", "techno"]) == ["hiphop", "techno"]
+    assert normalise_genres([]) == []
+
+
+def test_the_owners_commonest_spelling_is_written() -> None:
+    normaliser = GenreNormaliser()
+    for values in (["drone"], ["DRONE "], ["Drone"], ["Drone; Ambient"], ["hip-hop"], ["Hip-Hop"], ["Hip Hop"]):
+        normaliser.labels(values)
+    assert normaliser.spelling("drone") == "Drone"  # 2 of 4
+    assert normaliser.spelling("hiphop") == "Hip Hop"  # a tie: capitalised beats lower case, then alphabetical
+    assert normaliser.spelling("ambient") == "Ambient"

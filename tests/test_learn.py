@@ -25,19 +25,9 @@ from typer.testing import CliRunner
 from tagger import audio
 from tagger.cli import app
 from tagger.errors import ModelError
-from tagger.learn import (
-    GenreNormaliser,
-    LabelFigures,
-    Learned,
-    best_threshold,
-    cross_validate,
-    fit_head,
-    genre_key,
-    grouped_folds,
-    normalise_genres,
-    save_vocabulary,
-    split_genres,
-)
+from tagger.learn import LabelFigures, Learned, save_vocabulary
+from tagger.learn.evaluate import best_threshold, cross_validate, grouped_folds
+from tagger.learn.fit import fit_head
 from tagger.model import ModelCard
 from tagger.record import Library, TagOptions
 from tagger.report import build_report
@@ -57,66 +47,6 @@ from tagger.vocabulary import (
 )
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
-
-# ------------------------------------------------------------------------------------ the normaliser
-
-
-@pytest.mark.parametrize(
-    "spellings",
-    [
-        ["Hip Hop", "Hip-Hop", "hiphop", "HIP  HOP ", "hip_hop"],
-        ["R&B", "RnB", "r & b", "Rhythm and Blues"],
-        ["Drum & Bass", "Drum'n'Bass", "drum n bass", "DnB", "D&B", "Drum and Bass"],
-        ["Rock'n'Roll", "Rock n Roll", "rock & roll", "Rock and Roll"],
-        ["Électro", "electro", "ELECTRO"],
-        ["Post-Rock", "post rock", "PostRock"],
-    ],
-)
-def test_spellings_of_one_genre_share_a_key(spellings: list[str]) -> None:
-    assert len({genre_key(s) for s in spellings}) == 1
-
-
-def test_different_genres_keep_different_keys() -> None:
-    keys = [genre_key(g) for g in ["Rock", "Hard Rock", "Pop", "Hip-Hop", "Trip-Hop", "Drum & Bass", "Bass"]]
-    assert len(set(keys)) == len(keys)
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
-        (["Drone; Ambient"], ["Drone", "Ambient"]),
-        (["Techno/Dance"], ["Techno", "Dance"]),
-        (["jazz, blues ,soul"], ["jazz", "blues", "soul"]),
-        (["Jazz | Funk"], ["Jazz", "Funk"]),
-        (["Rock", "Pop"], ["Rock", "Pop"]),  # several values (Vorbis, MP4, ID3v2.4)
-        ([" DRONE  "], ["DRONE"]),
-        (["Drum  and   Bass"], ["Drum and Bass"]),
-        (["(17)"], ["Rock"]),  # ID3v1 genre codes
-        (["(26)(17)"], ["Ambient", "Rock"]),
-        (["(17)Hard Rock"], ["Rock", "Hard Rock"]),  # ID3v2.3 code + refinement
-        (["18"], ["Techno"]),  # ID3v2.4 bare code
-        (["(18); Dance"], ["Techno", "Dance"]),
-        (["(RX)"], []),  # remix: not a genre
-        (["(255)", "Unknown", "Other", "n/a", "", "  ", ";", "1999"], []),
-    ],
-)
-def test_split_genres(values: list[str], expected: list[str]) -> None:
-    assert split_genres(values) == expected
-
-
-def test_normalise_genres_gives_distinct_keys_in_order() -> None:
-    assert normalise_genres(["Hip Hop; hip-hop", "HIPHOP", "(18)", "techno"]) == ["hiphop", "techno"]
-    assert normalise_genres([]) == []
-
-
-def test_the_owners_commonest_spelling_is_written() -> None:
-    normaliser = GenreNormaliser()
-    for values in (["drone"], ["DRONE "], ["Drone"], ["Drone; Ambient"], ["hip-hop"], ["Hip-Hop"], ["Hip Hop"]):
-        normaliser.labels(values)
-    assert normaliser.spelling("drone") == "Drone"  # 2 of 4
-    assert normaliser.spelling("hiphop") == "Hip Hop"  # a tie: capitalised beats lower case, then alphabetical
-    assert normaliser.spelling("ambient") == "Ambient"
-
 
 # ------------------------------------------------------------------------------------ head and figures
 

@@ -24,7 +24,8 @@ from tagger.record import Library
 from tagger.scan import Scanner
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, TrackStatus
 from tagger.tags import open_tags
-from tagger.tags.base import BEING_WRITTEN, _NoWriters, open_for_writing, temp_prefix
+from tagger.tags.leases import BEING_WRITTEN, NoWriters, open_for_writing
+from tagger.tags.safe_write import temp_prefix
 from tagger.track import Outcome
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
@@ -130,7 +131,7 @@ def test_a_writer_opening_while_the_lease_is_held_is_seen_and_does_not_kill_us(t
     the break's signal is not SIGIO (whose default action would kill the tagger)."""
     path = make_track(tmp_path / "a.flac", seconds=1.0)
     opener = [sys.executable, "-c", "import sys; open(sys.argv[1], 'ab'); print('opened', flush=True)", str(path)]
-    with _NoWriters(path, path) as guard:
+    with NoWriters(path, path) as guard:
         guard.check()  # nobody writing yet
         late = subprocess.Popen(opener, stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 20

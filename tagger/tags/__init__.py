@@ -11,7 +11,7 @@ naming the file and a short reason:
 * TagReadError - the content looks like a supported format but mutagen cannot read it
   (corrupt/huge/truncated tags or headers), or the file cannot be read at all.
 
-Writing is described in :mod:`tagger.tags.base` (atomic replace, only the genre changes).
+Writing is described in :mod:`tagger.tags.safe_write` (atomic replace, only the genre changes).
 """
 
 from __future__ import annotations
@@ -49,9 +49,11 @@ from mutagen.wavpack import WavPack
 from tagger.errors import TagReadError, UnsupportedFormatError
 from tagger.files import SUPPORTED_EXTENSIONS, NotRegularFileError, open_regular
 from tagger.tags.asf import ASFGenreTags
-from tagger.tags.base import TEMP_MARKER, FileIdentity, FormatOptions, GenreTags, reason_for
+from tagger.tags.base import FileIdentity, FormatOptions, GenreTags
 from tagger.tags.id3 import ID3GenreTags
 from tagger.tags.mp4 import MP4GenreTags
+from tagger.tags.reasons import reason_for
+from tagger.tags.safe_write import TEMP_MARKER
 from tagger.tags.vorbis import VorbisGenreTags
 
 __all__ = [
@@ -88,7 +90,7 @@ def open_tags(
     ``id3_version`` (3 or 4) is the ID3v2 version for files that get a new tag; existing
     v2.3/v2.4 tags keep theirs (see :mod:`tagger.tags.id3`). ``id3_separator`` joins several
     genres in an ID3v2.3 TCON. ``hardlinks``: "keep" writes a hard-linked file in place, "break"
-    replaces it (see :mod:`tagger.tags.base`).
+    replaces it (see :mod:`tagger.tags.safe_write`).
     """
     if id3_version not in (3, 4):
         raise ValueError(f"id3_version must be 3 or 4, not {id3_version!r}")

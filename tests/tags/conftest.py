@@ -10,7 +10,8 @@ import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
-from tagger.tags.base import TEMP_MARKER
+from tagger.tags.safe_write import TEMP_MARKER
 from tests.audio_factory import ALL_EXTENSIONS, have_ffmpeg, make_track
 
 ARTIST = "Ärtist Ñame"
@@ -330,3 +331,16 @@ def append_riff_chunk(path: Path, chunk: bytes) -> None:
 def riff_chunk(path: Path, name: bytes) -> bytes:
     """The body of a WAV's top-level chunk ``name`` (parsed by hand)."""
     return _chunks(path.read_bytes(), 12, big_endian=False)[name]
+
+
+@contextmanager
+def unchanged(path: Path) -> Iterator[None]:
+    """Assert that ``path`` has the same bytes, inode and mode afterwards, and no temp file is left."""
+    before_bytes, before_stat = path.read_bytes(), path.stat()
+    yield
+    assert path.read_bytes() == before_bytes
+    after = path.stat()
+    assert (after.st_ino, after.st_mode, after.st_mtime_ns) == (
+        before_stat.st_ino, before_stat.st_mode, before_stat.st_mtime_ns,
+    )  # fmt: skip
+    assert no_temp_files(path.parent)

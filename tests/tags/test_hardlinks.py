@@ -18,7 +18,7 @@ from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.store import Database
 from tagger.tags import open_tags
-from tagger.tags.base import STAGED_MARKER, finish_in_place, staged_copy
+from tagger.tags.safe_write import STAGED_MARKER, finish_in_place, staged_copy
 from tagger.track import Outcome
 from tests.audio_factory import ALL_EXTENSIONS, make_track
 from tests.tags.conftest import OLD_GENRE, decode, no_temp_files, payload
