@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tagger.learn import Learned
-    from tagger.playlists import PlaylistRefresher
     from tagger.record import Library
     from tagger.scan import ScanSummary
     from tagger.track import TrackReport
@@ -522,7 +521,6 @@ def similar(
     """The tracks that sound most like FILE: cosine similarity of the stored embeddings."""
     from tagger.model import Classifier, load_card
     from tagger.pipeline import analyse_track
-    from tagger.playlists import Entry, TagCache, TrackTags, render_m3u, replace_text
     from tagger.similar import EmbeddingIndex, OnePer, similar_to
     from tagger.store import Database
     from tagger.walk import canonical_path
@@ -547,11 +545,8 @@ def similar(
     except (TaggerError, ValueError, LookupError) as error:
         raise _fail(error) from error
     if m3u is not None:
-        cache = TagCache()
-        entries = [Entry(x.path, x.duration, cache.get(x.path) or TrackTags(), {}) for x in found.neighbours]
-        target = canonical_path(m3u)
         try:
-            replace_text(target, render_m3u(entries, target.parent, f"Like {file.stem}", "similar"))
+            found.write_m3u(canonical_path(m3u), f"Like {file.stem}")
         except OSError as error:
             raise _fail(ValueError(f"{m3u}: {error.strerror or error}")) from error
     if as_json:
@@ -748,6 +743,7 @@ def watch(
 
     from tagger.config import load_settings
     from tagger.daemon import Daemon
+    from tagger.daemon.playlists import PlaylistRefresher
     from tagger.systemd import configure_logging
 
     configure_logging(verbose)
@@ -786,24 +782,11 @@ def watch(
         follow_symlinks=settings.follow_symlinks,
         force_catch_up=force,
         reload=reload,
-        playlists=_refresher(library, settings) if settings.playlists_dir and not dry_run else None,
+        playlists=PlaylistRefresher.from_settings(library.db, settings)
+        if settings.playlists_dir and not dry_run
+        else None,
     )
     raise typer.Exit(daemon.run())
-
-
-def _refresher(library: Library, settings: Settings) -> PlaylistRefresher:
-    from tagger.playlists import PlaylistKind, PlaylistRefresher
-
-    assert settings.playlists_dir is not None
-    options = settings.playlists
-    return PlaylistRefresher(
-        library.db,
-        settings.playlists_dir,
-        PlaylistKind(options.by),
-        options.min_confidence,
-        settings.genres,
-        interval=options.refresh_seconds,
-    )
 
 
 @app.command()

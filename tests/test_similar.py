@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import soundfile
 from sqlalchemy import func, select
-from tagger.library import Library, TagOptions
 from typer.testing import CliRunner
 
 from tagger.cli import app
 from tagger.model import ModelCard
+from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.similar import EmbeddingIndex
 from tagger.store import Database, Result, Track
