@@ -2,4 +2,5 @@
 
 from tagger.train.cli import main
 
-main()
+if __name__ == "__main__":  # not when a walk over the package imports every module (tests/test_errors.py)
+    main()
