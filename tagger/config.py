@@ -126,6 +126,14 @@ class Settings:
         allowed, ignored = tuple(allow or self.genres.allow), tuple(ignore or self.genres.ignore)
         return self.override(genres=replace(self.genres, allow=allowed, ignore=ignored))
 
+    def override_table(self, table: str, **changes: Any) -> Settings:
+        """A copy with every non-None change applied inside the ``[table]`` table (``--quiet-seconds`` sets
+        ``[watch]``'s ``quiet_seconds``; the table's other keys stay), checked as :meth:`override`'s."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        return self.override(**{table: replace(getattr(self, table), **changes)})
+
 
 def database_url(db: str | None = None) -> str:
     """The SQLAlchemy URL for ``db`` (a URL or a file path); None: ``$TAGGER_DB``, else the XDG data dir."""
@@ -151,6 +159,22 @@ def load_settings(path: Path | None = None) -> Settings:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"{path}: {error}") from error
     return settings_from_dict(data, str(path))
+
+
+def resolve_settings(
+    path: Path | None = None,
+    allow: list[str] | None = None,
+    ignore: list[str] | None = None,
+    tables: dict[str, dict[str, Any]] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """What a command runs with: the config file (``path``, else :func:`config_path`), the command line's
+    flags on top (None: not given), ``tables`` merged into their tables (``{"watch": {...}}``), then
+    ``--allow``/``--ignore``. Raises :class:`ConfigError`; the daemon calls it again on SIGHUP."""
+    settings = load_settings(path).override(**overrides)
+    for table, changes in (tables or {}).items():
+        settings = settings.override_table(table, **changes)
+    return settings.with_genre_lists(allow, ignore)
 
 
 def settings_from_dict(data: dict[str, Any], source: str = "config") -> Settings:

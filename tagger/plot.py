@@ -32,6 +32,13 @@ def require_matplotlib() -> ModuleType:
     return plt
 
 
+def check_target(path: Path) -> None:
+    """Said before the model is loaded: matplotlib is there and the PNG's folder exists (else :class:`PlotError`)."""
+    require_matplotlib()
+    if not path.parent.is_dir():
+        raise PlotError(f"{path.parent}: no such folder")
+
+
 def plot_timeline(
     starts: Sequence[float],
     probabilities: np.ndarray,

@@ -53,6 +53,11 @@ class ScanSummary:
         if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG):
             self.changes.append(report)
 
+    def to_dict(self) -> dict[str, object]:
+        changes = [{"path": str(c.path), "existing": c.existing, "proposed": c.proposed} for c in self.changes]
+        failures = [{"path": str(p), "reason": r} for p, r in self.failures]
+        return {"counts": dict(self.counts), "recovered": self.recovered, "failures": failures, "changes": changes}
+
 
 def _walk_failure(folder: Path, reason: str) -> TrackReport:
     """A folder the walk could not read: reported in the summary, not recorded (it is no track)."""

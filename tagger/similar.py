@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import select
 
 from tagger.errors import FileError
+from tagger.m3u import Entry, TagCache, TrackTags, render_m3u, replace_text
 from tagger.store import Database, Result, Track, TrackStatus
 from tagger.store.embedding import as_stored, embedding_from_bytes
 from tagger.store.queries import is_latest_result
@@ -173,6 +174,12 @@ class Similar:
             "tracks": self.tracks,
             "neighbours": [n.to_dict() for n in self.neighbours],
         }
+
+    def write_m3u(self, path: Path, title: str) -> None:
+        """The neighbours, in order, as the playlist ``path`` (atomically; raises :class:`OSError`)."""
+        cache = TagCache()
+        entries = [Entry(x.path, x.duration, cache.get(x.path) or TrackTags(), {}) for x in self.neighbours]
+        replace_text(path, render_m3u(entries, path.parent, title, "similar"))
 
 
 def similar_to(

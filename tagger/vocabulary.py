@@ -21,8 +21,6 @@ from platformdirs import user_data_dir
 from tagger.errors import ModelError
 from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
-from tagger.store.db import sqlite_file
-from tagger.store.embedding import as_stored
 
 CARD_KIND = "genre-tagger learned vocabulary"
 CARD_SCHEMA_VERSION = 1
@@ -108,6 +106,8 @@ class LearnedVocabulary(Vocabulary):
             raise ModelError(f"vocabulary {self.name!r} needs embeddings of {self.model_id}, not {analysis.model_id}")
         if analysis.embedding is None or analysis.embedding.shape != self.linear.mean.shape:
             raise ModelError(f"vocabulary {self.name!r} needs a {self.linear.mean.shape[0]}-d embedding of the track")
+        from tagger.store.embedding import as_stored  # see vocabularies_dir
+
         return self.linear.probabilities(as_stored(analysis.embedding)).astype(np.float32)
 
 
@@ -143,6 +143,8 @@ def load_learned_vocabulary(path: str | Path, card: ModelCard) -> LearnedVocabul
 
 def vocabularies_dir(database_url: str) -> Path:
     """Learned vocabularies live beside an SQLite database file, else in the XDG data dir."""
+    from tagger.store.db import sqlite_file  # tagger.store pulls in SQLAlchemy: not for the model's own heads
+
     if (file := sqlite_file(database_url)) is not None:
         return file.parent / "vocabularies"
     return Path(user_data_dir("genre-tagger")) / "vocabularies"

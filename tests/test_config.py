@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tagger.config import ConfigError, Settings, load_settings
+from tagger.config import ConfigError, Settings, load_settings, resolve_settings
 from tagger.policy import Policy
 
 README = Path(__file__).parents[1] / "README.md"
@@ -105,3 +105,22 @@ def test_an_override_keeps_the_checked_types() -> None:
     assert settings.policy is Policy.MERGE and settings.min_confidence == 1.0 and settings.workers == 1
     with pytest.raises(ConfigError, match=re.escape("--quiet-seconds: expected a number >= 0, got -2.0")):
         settings.override(watch=replace(settings.watch, quiet_seconds=-2.0))
+
+
+def test_the_command_line_goes_on_top_of_the_file_inside_its_tables(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('top_k = 3\n[watch]\nquiet_seconds = 9.0\nreconcile_hours = 12.0\n[genres]\nignore = ["Pop"]\n')
+    settings = resolve_settings(
+        config,
+        allow=["Jazz"],
+        tables={"watch": {"quiet_seconds": 1.5, "polling": None}, "playlists": {"by": "album-genre"}},
+        top_k=None,
+        workers=2,
+    )
+    assert (settings.top_k, settings.workers) == (3, 2)  # a flag left unset keeps the file's value
+    assert (settings.watch.quiet_seconds, settings.watch.reconcile_hours) == (1.5, 12.0)  # the table's rest stays
+    assert settings.watch.polling is False
+    assert settings.playlists.by == "album-genre"
+    assert (settings.genres.allow, settings.genres.ignore) == (("Jazz",), ("Pop",))
+    with pytest.raises(ConfigError, match="--quiet-seconds: expected a number >= 0"):
+        resolve_settings(config, tables={"watch": {"quiet_seconds": -1.0}})

@@ -139,8 +139,7 @@ MAX_LINES = 400
 """Issue 15: a room small enough to read whole. The trainer (tagger/train) has its own check."""
 
 OVERSIZED: dict[str, str] = {
-    "cli.py": "being split",
-    "playlists.py": "being split",
+    "scan.py": "403 lines: triage, the worker pool and the record loop of one scan; within the ~400 of the guide",
 }
 """Modules allowed over :data:`MAX_LINES`, each with why; an entry goes when its module is small again."""
 

@@ -23,8 +23,10 @@ from typer.testing import CliRunner
 from tagger.cli import app
 from tagger.config import ConfigError, WatchSettings, settings_from_dict
 from tagger.daemon import Daemon
+from tagger.daemon.playlists import PlaylistRefresher
+from tagger.m3u import MARKER
 from tagger.model import ModelCard
-from tagger.playlists import MARKER, PlaylistKind, PlaylistRefresher, collect, write_playlists
+from tagger.playlists import PlaylistKind, collect, write_playlists
 from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.store import Database

@@ -30,11 +30,11 @@ from typing import Any
 
 from tagger.config import Settings, WatchSettings
 from tagger.daemon.events import Change, FolderAppeared, Handler, RootChanged, Written
+from tagger.daemon.playlists import PlaylistRefresher
 from tagger.daemon.processor import Processor
 from tagger.daemon.queue import ChangeQueue
 from tagger.daemon.roots import Roots
 from tagger.daemon.status import STATUS_INTERVAL, Progress, Status, StatusFile, iso, safe_url, status_file_for
-from tagger.playlists import PlaylistRefresher
 from tagger.record import Library
 from tagger.scan import Scanner
 from tagger.systemd import Notifier

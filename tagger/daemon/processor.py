@@ -21,12 +21,12 @@ from pathlib import Path
 
 from tagger.config import Settings, WatchSettings
 from tagger.daemon.events import FileDeleted, FileMoved, FolderAppeared, FolderDeleted, FolderMoved, Operation
+from tagger.daemon.playlists import PlaylistRefresher
 from tagger.daemon.queue import ChangeQueue
 from tagger.daemon.reconcile import Reconciler, mark_vanished
 from tagger.daemon.roots import Roots
 from tagger.daemon.status import STATUS_INTERVAL, Progress
 from tagger.errors import DatabaseError, ModelError
-from tagger.playlists import PlaylistRefresher
 from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
 from tagger.store.queries import tracks_under
@@ -67,7 +67,7 @@ class Processor:
         playlists: PlaylistRefresher | None = None,
     ) -> None:
         self.library = library
-        self.playlists = playlists  # kept current, batched (tagger.playlists)
+        self.playlists = playlists  # kept current, batched (tagger.daemon.playlists)
         self.scanner = scanner
         self.queue = queue
         self.roots = roots

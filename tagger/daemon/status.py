@@ -71,6 +71,26 @@ def read_status(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def status_rows(data: dict[str, Any], path: Path) -> list[tuple[str, str]]:
+    """The status read from ``path`` (as :func:`read_status` gives it) as named lines for people."""
+    last = data.get("last_track") or {}
+    refused = data.get("config_error")
+    missing, roots = data.get("missing_roots") or {}, data.get("roots") or []
+    return [
+        ("state", f"{data.get('state')} (pid {data.get('pid')})"),
+        ("started", str(data.get("started"))),
+        ("roots", ", ".join(f"{r} (missing since {missing[r]})" if r in missing else r for r in roots)),
+        ("queue", f"{data.get('queue', 0)} waiting, {data.get('in_progress', 0)} in progress"),
+        ("last track", f"{last.get('outcome')} {last.get('path')} at {last.get('at')}" if last else "(none yet)"),
+        ("errors since start", str(data.get("errors", 0))),
+        ("config", f"reload refused, previous settings kept: {refused}" if refused else "ok"),
+        ("since start", ", ".join(f"{n} {k}" for k, n in sorted((data.get("counts") or {}).items())) or "-"),
+        ("last reconcile", str(data.get("last_reconcile") or "-")),
+        ("updated", str(data.get("updated"))),
+        ("status file", str(path)),
+    ]
+
+
 def _pid_alive(pid: object) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from platformdirs import user_state_dir
 
-from tagger.daemon.status import read_status, status_file_for
+from tagger.daemon.status import read_status, status_file_for, status_rows
 from tagger.files import write_json_atomically
 
 
@@ -35,3 +35,26 @@ def test_read_status_says_whether_its_daemon_is_alive(tmp_path: Path) -> None:
     assert read_status(path) == {"pid": os.getpid(), "state": "stopped", "running": False}
     path.write_text("{half a fi")
     assert read_status(path) is None
+
+
+def test_status_rows_say_missing_roots_a_refused_reload_and_the_counts(tmp_path: Path) -> None:
+    path = tmp_path / "tagger.db.status.json"
+    data = {
+        "pid": 7,
+        "state": "watching",
+        "roots": ["/srv/a", "/srv/b"],
+        "missing_roots": {"/srv/b": "2026-01-01T00:00:00+00:00"},
+        "queue": 4,
+        "in_progress": 1,
+        "config_error": "top_k: expected an integer >= 1, got 0",
+        "counts": {"tagged": 2, "failed": 1},
+    }
+    rows = dict(status_rows(data, path))
+    assert rows["state"] == "watching (pid 7)"
+    assert rows["roots"] == "/srv/a, /srv/b (missing since 2026-01-01T00:00:00+00:00)"
+    assert rows["queue"] == "4 waiting, 1 in progress"
+    assert rows["last track"] == "(none yet)"
+    assert rows["config"] == "reload refused, previous settings kept: top_k: expected an integer >= 1, got 0"
+    assert rows["since start"] == "1 failed, 2 tagged"
+    assert rows["status file"] == str(path)
+    assert dict(status_rows({}, path))["config"] == "ok"

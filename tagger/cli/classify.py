@@ -1,0 +1,80 @@
+"""``tagger classify FILE``: one track's genres and timeline, printed; nothing is written (but --plot's PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tagger.cli.options import (
+    AllowOption,
+    ConfigOption,
+    DbOption,
+    IgnoreOption,
+    ModelOption,
+    VocabularyOption,
+    command_settings,
+    console,
+    fail,
+    stdout,
+)
+from tagger.errors import TaggerError
+
+
+def classify(
+    file: Annotated[Path, typer.Argument(help="One audio file (it is not modified)")],
+    model: ModelOption = None,
+    vocabulary: VocabularyOption = None,
+    db: DbOption = None,
+    top_k: Annotated[int, typer.Option(help="Genres listed")] = 5,
+    max_windows: Annotated[int | None, typer.Option(help="Windows classified, spread over the track")] = None,
+    allow: AllowOption = None,
+    ignore: IgnoreOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw the window timeline into this PNG (the [plot] extra)")
+    ] = None,
+) -> None:
+    """Genres of one track with confidences, and the per-window timeline. Touches nothing (but --plot's PNG)."""
+    from tagger.classify import classify_file
+
+    settings = command_settings(
+        config, allow, ignore, db=db, model=model, vocabulary=vocabulary, max_windows=max_windows
+    )
+    if not file.exists():  # said before the model is loaded, and without the decoders' own wording
+        console.print(f"[red]error:[/] {file}: no such file", highlight=False)
+        raise typer.Exit(1)
+    try:
+        if plot is not None:  # said before the model is loaded
+            from tagger.plot import check_target
+
+            check_target(plot)
+        result = classify_file(file, settings, top_k)
+        if plot is not None:
+            result.plot(plot)
+    except (TaggerError, ValueError) as error:
+        raise fail(error) from error
+    if plot is not None:
+        console.print(f"wrote {plot}", highlight=False)
+    if as_json:
+        stdout.print_json(data=result.to_dict())
+        return
+    head, analysis = result.vocabulary.head, result.analysis
+    windows_note = f"{len(analysis.window_starts)} windows"
+    table = Table(title=f"{file.name} ({analysis.duration:.1f} s, {windows_note}, {result.card.model_id}/{head.name})")
+    table.add_column("genre")
+    table.add_column("confidence", justify="right")
+    for score in result.ranked:
+        table.add_row(score.genre, f"{score.confidence:.3f}")
+    stdout.print(table)
+    stdout.print(f"would write: {', '.join(result.chosen) or '(nothing: below threshold)'}")
+    timeline = Table(title="timeline")
+    timeline.add_column("start", justify="right")
+    timeline.add_column("genre")
+    timeline.add_column("p", justify="right")
+    for window in result.timeline:
+        timeline.add_row(f"{window.start:7.1f} s", window.genre, f"{window.confidence:.2f}")
+    stdout.print(timeline)
