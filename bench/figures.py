@@ -65,18 +65,21 @@ class Bench:
         path = Path(tempfile.mkdtemp(prefix=name + "-", dir=self.work))
         return path
 
-    def scan_command(self, folder: Path, db: Path, workers: int, *extra: str) -> list[str]:
-        command = [*self.tagger, "scan", str(folder), "--db", str(db), "--model", self.model, "--json"]
+    def scan_command(self, folder: Path, db: Path, workers: int, *extra: str, model: str | None = None) -> list[str]:
+        command = [*self.tagger, "scan", str(folder), "--db", str(db), "--model", model or self.model, "--json"]
         command += ["--workers", str(workers)]
         if self.args.max_windows:
             command += ["--max-windows", str(self.args.max_windows)]
         return [*command, *extra]
 
-    def scan(self, files: Sequence[Path], workers: int, copies: int = 1, *extra: str) -> Measured:
+    def scan(
+        self, files: Sequence[Path], workers: int, copies: int = 1, *extra: str, model: str | None = None
+    ) -> Measured:
         """A real ``tagger scan`` of ``files`` (copied into a fresh folder) with a fresh database."""
         folder = self.fresh("scan")
         copy_files(files, folder / "music", copies)
-        result = measure(self.scan_command(folder / "music", folder / "tagger.db", workers, *extra), self.env)
+        command = self.scan_command(folder / "music", folder / "tagger.db", workers, *extra, model=model)
+        result = measure(command, self.env)
         _check_scan(result, len(files) * copies)
         shutil.rmtree(folder, ignore_errors=True)
         return result
@@ -225,7 +228,7 @@ def bench_default_head(bench: Bench, corpus: Corpus) -> None:
     new, old, starts = [], [], []
     for _ in range(bench.args.repeat):
         new.append(bench.scan(corpus.tracks, 1, copies, "--dry-run").cpu)
-        old.append(bench.scan(corpus.tracks, 1, copies, "--dry-run", "--model", str(old_card)).cpu)
+        old.append(bench.scan(corpus.tracks, 1, copies, "--dry-run", model=str(old_card)).cpu)
         starts.append(bench.scan(stub, 1, 1, "--dry-run").cpu)
     start = median(starts)
     per_new, per_old = (median(new) - start) / (n - 1), (median(old) - start) / (n - 1)

@@ -34,9 +34,10 @@ from tagger.daemon.playlists import PlaylistRefresher
 from tagger.daemon.processor import Processor
 from tagger.daemon.queue import ChangeQueue
 from tagger.daemon.roots import Roots
-from tagger.daemon.status import STATUS_INTERVAL, Progress, Status, StatusFile, iso, safe_url, status_file_for
+from tagger.daemon.status import STATUS_INTERVAL, Progress, Status, StatusFile, iso, status_file_for
 from tagger.record import Library
 from tagger.scan import Scanner
+from tagger.store.db import masked_url
 from tagger.systemd import Notifier
 from tagger.walk import canonical_path
 
@@ -302,7 +303,7 @@ class Daemon:
             "state": progress.state,
             "started": iso(self.started),
             "roots": self.roots,
-            "database": safe_url(self.library.db.url),
+            "database": masked_url(self.library.db.url),
             "observers": dict(self.watched.modes),
             "missing_roots": {root: iso(since) for root, since in dict(self.watched.missing).items()},
             "queue": self.queue_length,

@@ -68,10 +68,15 @@ def display_name(url: str) -> str:
         return str(file)
     if url.startswith("sqlite"):
         return ":memory:"
+    return masked_url(url)
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password hidden; an unparsable one keeps only its scheme (the rest may hold a password)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        return url.split("://")[0] + "://…"  # unparsable: the rest may hold a password
+        return url.split("://")[0] + "://…"
 
 
 def _reason(error: BaseException, url: str) -> str:

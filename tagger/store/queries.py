@@ -77,10 +77,9 @@ def vanished(db: Database, roots: Iterable[str | Path]) -> Vanished:
     """The recorded tracks under ``roots`` whose files no longer exist. A root that is missing or
     empty while tracks are recorded under it is most likely not mounted: its tracks are left alone
     (and the root reported), never a whole library marked gone."""
-    known = [path for path, (_, _, status) in known_states(db).items() if status != TrackStatus.GONE]
     found = Vanished()
     for root in roots:
-        inside = [path for path in known if path != str(root) and is_under(path, [root])]  # inside, not the root
+        inside = tracks_under(db, root)
         if not inside:
             continue
         try:
