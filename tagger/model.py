@@ -31,6 +31,12 @@ HeadTask = Literal["multiclass", "multilabel"]
 # in numpy over named outputs the graph already has (``embedding``, ``taggram``), so a new head ships in the
 # card alone and the model file stays as it is.
 HeadKind = Literal["output", "linear"]
+# What a head's labels are written as: "genre" heads are vocabularies for the genre field; a "mood" head (the
+# card's ``mood_head``) is written into the MOOD field and is never a genre vocabulary.
+HeadRole = Literal["genre", "mood"]
+# A linear head's scores: one sigmoid per label (one-vs-rest heads), or a softmax over its labels (a
+# multinomial head such as the four mood quadrants, whose scores sum to 1).
+Activation = Literal["sigmoid", "softmax"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class Head:
     weights: np.ndarray | None = field(default=None, compare=False)  # linear: (input features, labels)
     bias: np.ndarray | None = field(default=None, compare=False)  # linear: (labels,)
     abstain_below: float | None = None  # nothing is written when the top score is below this
+    role: HeadRole = "genre"
+    activation: Activation = "sigmoid"  # linear heads only
 
     def genre_name(self, label: str) -> str:
         return self.tag_names.get(label, label)
@@ -63,6 +71,11 @@ class Head:
                 raise TypeError(f"head {name!r}: weights {weights.shape} / bias {bias.shape} do not fit its labels")
         elif kind != "output":
             raise TypeError(f"head {name!r}: unknown kind {kind!r}")
+        role, activation = data.get("role", "genre"), data.get("activation", "sigmoid")
+        if role not in ("genre", "mood"):
+            raise TypeError(f"head {name!r}: unknown role {role!r}")
+        if activation not in ("sigmoid", "softmax") or (activation == "softmax" and kind != "linear"):
+            raise TypeError(f"head {name!r}: activation {activation!r} is not one a {kind} head can have")
         abstain = data.get("abstain_below")
         return cls(
             name=name,
@@ -76,6 +89,8 @@ class Head:
             weights=weights,
             bias=bias,
             abstain_below=None if abstain is None else float(abstain),
+            role=role,
+            activation=activation,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,12 +105,19 @@ class Head:
             data["bias"] = self.bias.tolist()
         if self.abstain_below is not None:
             data["abstain_below"] = self.abstain_below
+        if self.role != "genre":
+            data["role"] = self.role
+        if self.activation != "sigmoid":
+            data["activation"] = self.activation
         return data
 
     def linear_probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        """A linear head's per-row sigmoid scores over its concatenated ``inputs`` ``(rows, features)``."""
+        """A linear head's per-row scores (its ``activation``) over its concatenated ``inputs`` ``(rows, features)``."""
         assert self.weights is not None and self.bias is not None
         logits = inputs.astype(np.float32) @ self.weights + self.bias
+        if self.activation == "softmax":
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
         return (1.0 / (1.0 + np.exp(-np.clip(logits, -40.0, 40.0)))).astype(np.float32)
 
 
@@ -112,6 +134,7 @@ class ModelCard:
     embedding_output: str | None = None
     input_layout: Literal["frames_mels", "frames_mels_channel"] = "frames_mels"
     max_windows: int | None = None  # default window policy: None = every window
+    mood_head: str | None = None  # the head (role "mood") written into the MOOD field; None: the model has none
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -144,12 +167,19 @@ class ModelCard:
                 embedding_output=data.get("embedding_output"),
                 input_layout=data.get("input_layout", "frames_mels"),
                 max_windows=data.get("max_windows"),
+                mood_head=data.get("mood_head"),
                 raw=data,
             )
         except (KeyError, TypeError, StopIteration) as error:
             raise ModelError(f"model card {path} is missing or has a bad field: {error}") from error
         if card.default_head not in card.heads:
             raise ModelError(f"model card {path}: default_head {card.default_head!r} is not among its heads")
+        if card.heads[card.default_head].role != "genre":
+            raise ModelError(f"model card {path}: default_head {card.default_head!r} is not a genre head")
+        if card.mood_head is not None and (
+            card.mood_head not in card.heads or card.heads[card.mood_head].role != "mood"
+        ):
+            raise ModelError(f"model card {path}: mood_head {card.mood_head!r} is not among its mood heads")
         for head in card.heads.values():
             if head.kind == "linear":
                 names = [card.output_name(name) for name in head.inputs]

@@ -151,14 +151,22 @@ def vocabularies_dir(database_url: str) -> Path:
 
 
 def available(card: ModelCard, database_url: str) -> list[str]:
+    """Genre vocabularies: the model's genre heads, then the learned ones."""
     learned = sorted(p.stem for p in vocabularies_dir(database_url).glob("*.json"))
-    return sorted(card.heads) + [name for name in learned if name not in card.heads]
+    return sorted(genre_heads(card)) + [name for name in learned if name not in card.heads]
+
+
+def genre_heads(card: ModelCard) -> list[str]:
+    """The card's heads that are genre vocabularies (a mood head is written into the MOOD field instead)."""
+    return [name for name, head in card.heads.items() if head.role == "genre"]
 
 
 def resolve_vocabulary(card: ModelCard, name: str | None, database_url: str) -> Vocabulary:
     """``name`` among the model's heads, else a learned vocabulary saved beside the database."""
     name = name or card.default_head
     if name in card.heads:
+        if card.heads[name].role != "genre":
+            raise ValueError(f"{name!r} is model {card.name!r}'s {card.heads[name].role} head, not a genre vocabulary")
         return ModelVocabulary(card.heads[name])
     path = vocabularies_dir(database_url) / f"{name}.json"
     if path.exists():

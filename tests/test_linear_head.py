@@ -69,6 +69,45 @@ def test_linear_head_is_sigmoid_of_the_window_embeddings(tiny_card: ModelCard, t
     assert prediction.probabilities["synthetic"].shape == (len(windows), 5)
 
 
+def test_a_softmax_head_scores_sum_to_one(tiny_card: ModelCard, tmp_path: Path) -> None:
+    size = embedding_size(tiny_card, tmp_path)
+    rng = np.random.default_rng(1)
+    weights, bias = rng.normal(size=(size, 3)).astype(np.float32), np.array([0.1, -0.2, 0.3], np.float32)
+    card = linear_card(tmp_path, weights, bias, task="multiclass", activation="softmax")
+    path = make_track(tmp_path / "track.wav", genre="techno", seconds=9.0)
+    prediction = Classifier(card, threads=1).predict(np.stack(_windows(card, path)))
+    assert prediction.embeddings is not None
+    logits = prediction.embeddings.astype(np.float64) @ weights + bias
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(prediction.probabilities["mine"], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(prediction.probabilities["mine"].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_mood_head_is_never_a_genre_vocabulary(tmp_path: Path) -> None:
+    from tagger.vocabulary import available, resolve_vocabulary
+
+    with pytest.raises(ModelError, match="is not a genre head"):
+        linear_card(tmp_path, np.zeros((8, 3)), np.zeros(3), role="mood")
+    data = json.loads(TINY_CARD.read_text())
+    data["model_file"] = str((TINY_CARD.parent / data["model_file"]).resolve())
+    mood = {"kind": "linear", "labels": LABELS, "inputs": ["embedding"], "role": "mood", "activation": "softmax"}
+    data["heads"]["feel"] = mood | {"weights": np.zeros((8, 3)).tolist(), "bias": [0.0] * 3}
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(data | {"mood_head": "synthetic"}))
+    with pytest.raises(ModelError, match="mood_head 'synthetic' is not among its mood heads"):
+        ModelCard.load(path)
+    path.write_text(json.dumps(data | {"mood_head": "feel"}))
+    card = ModelCard.load(path)
+    assert card.mood_head == "feel" and card.heads["feel"].activation == "softmax"
+    assert Head.from_dict("feel", card.heads["feel"].to_dict()).role == "mood"
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert "feel" not in available(card, url) and "synthetic" in available(card, url)
+    with pytest.raises(ValueError, match="mood head, not a genre vocabulary"):
+        resolve_vocabulary(card, "feel", url)
+    with pytest.raises(ModelError, match="activation 'softmax'"):
+        linear_card(tmp_path, np.zeros((8, 3)), np.zeros(3), kind="output", output="x", activation="softmax")
+
+
 def _windows(card: ModelCard, path: Path) -> list[np.ndarray]:
     from tagger import audio, features
 
