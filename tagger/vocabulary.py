@@ -170,10 +170,30 @@ def resolve_vocabulary(card: ModelCard, name: str | None, database_url: str) -> 
         return ModelVocabulary(card.heads[name])
     path = vocabularies_dir(database_url) / f"{name}.json"
     if path.exists():
-        return load_learned_vocabulary(path, card)
+        learned = load_learned_vocabulary(path, card)
+        if learned.head.role != "genre":
+            raise ValueError(f"learned vocabulary {name!r} is a {learned.head.role} vocabulary, not a genre one")
+        return learned
     raise ValueError(
         f"no vocabulary {name!r} for model {card.name!r} (available: {', '.join(available(card, database_url))})"
     )
+
+
+def resolve_mood_vocabulary(card: ModelCard, name: str | None, database_url: str) -> Vocabulary | None:
+    """What a scan writes into the MOOD field: the learned mood vocabulary ``name``, else the card's
+    ``mood_head``; None when the model has no mood head and no name is given."""
+    if name is None:
+        return None if card.mood_head is None else ModelVocabulary(card.heads[card.mood_head])
+    if name in card.heads and card.heads[name].role == "mood":
+        return ModelVocabulary(card.heads[name])
+    path = vocabularies_dir(database_url) / f"{name}.json"
+    if not path.exists():
+        moods = [n for n, head in card.heads.items() if head.role == "mood"]
+        raise ValueError(f"no mood vocabulary {name!r} for model {card.name!r} (its mood heads: {moods or 'none'})")
+    learned = load_learned_vocabulary(path, card)
+    if learned.head.role != "mood":
+        raise ValueError(f"learned vocabulary {name!r} is a {learned.head.role} vocabulary, not a mood one")
+    return learned
 
 
 def _floats(values: np.ndarray) -> list[float]:

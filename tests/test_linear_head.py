@@ -84,7 +84,7 @@ def test_a_softmax_head_scores_sum_to_one(tiny_card: ModelCard, tmp_path: Path) 
 
 
 def test_a_mood_head_is_never_a_genre_vocabulary(tmp_path: Path) -> None:
-    from tagger.vocabulary import available, resolve_vocabulary
+    from tagger.vocabulary import available, resolve_mood_vocabulary, resolve_vocabulary
 
     with pytest.raises(ModelError, match="is not a genre head"):
         linear_card(tmp_path, np.zeros((8, 3)), np.zeros(3), role="mood")
@@ -104,6 +104,11 @@ def test_a_mood_head_is_never_a_genre_vocabulary(tmp_path: Path) -> None:
     assert "feel" not in available(card, url) and "synthetic" in available(card, url)
     with pytest.raises(ValueError, match="mood head, not a genre vocabulary"):
         resolve_vocabulary(card, "feel", url)
+    mood = resolve_mood_vocabulary(card, None, url)
+    assert mood is not None and mood.head.name == "feel"
+    assert resolve_mood_vocabulary(linear_card(tmp_path, np.zeros((8, 3)), np.zeros(3)), None, url) is None
+    with pytest.raises(ValueError, match="no mood vocabulary 'synthetic'"):
+        resolve_mood_vocabulary(card, "synthetic", url)
     with pytest.raises(ModelError, match="activation 'softmax'"):
         linear_card(tmp_path, np.zeros((8, 3)), np.zeros(3), kind="output", output="x", activation="softmax")
 
