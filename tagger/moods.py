@@ -1,0 +1,35 @@
+"""Moods: the four quadrants of Russell's valence-arousal plane, and the two axes derived from them.
+
+A mood head (role ``mood``, see :class:`tagger.model.Head`) scores the quadrants of the 4Q data set
+(Panda, Malheiro & Paiva 2018): Q1 positive and energetic, Q2 negative and energetic, Q3 negative and
+calm, Q4 positive and calm. Its labels are the quadrant names; the words written into files are the
+card's ``tag_names`` (e.g. Happy, Aggressive, Sad, Relaxed). The axes are one rule, used by the
+runtime and the trainer alike: each is the score mass on its positive side minus the mass on its
+negative side, in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
+_VALENCE_SIGN = {"Q1": 1.0, "Q2": -1.0, "Q3": -1.0, "Q4": 1.0}
+_AROUSAL_SIGN = {"Q1": 1.0, "Q2": 1.0, "Q3": -1.0, "Q4": -1.0}
+
+
+@dataclass(frozen=True)
+class Axes:
+    valence: float  # -1 negative .. +1 positive
+    arousal: float  # -1 calm .. +1 energetic
+
+
+def axes(scores: Mapping[str, float]) -> Axes | None:
+    """The axes from a track's mean quadrant scores (label -> score); None unless every quadrant is scored."""
+    if not all(quadrant in scores for quadrant in QUADRANTS):
+        return None
+    total = sum(float(scores[q]) for q in QUADRANTS) or 1.0
+    return Axes(
+        valence=sum(_VALENCE_SIGN[q] * float(scores[q]) for q in QUADRANTS) / total,
+        arousal=sum(_AROUSAL_SIGN[q] * float(scores[q]) for q in QUADRANTS) / total,
+    )
