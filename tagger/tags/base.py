@@ -138,8 +138,10 @@ class GenreTags(ABC):
         """Replace each named role's field with its values (``[]`` removes it), in one rewrite of the file.
 
         Only those fields change: every other tag, the field of a role not named included, is proven
-        unchanged, and each field written is read back. Nothing named, nothing done. Raises
-        TagWriteError (file untouched) when the file cannot or must not be written.
+        unchanged, and each field written is read back. A field whose current value cannot be read
+        (binary data in an MP4 MOOD atom, ...) is not replaced: its value could not be recorded, nor
+        restored. Nothing named, nothing done. Raises TagWriteError (file untouched) when the file
+        cannot or must not be written.
         """
         if isinstance(changes, str | bytes) or not isinstance(changes, Mapping):
             raise TypeError("changes must map roles to lists of values")
@@ -272,6 +274,11 @@ class GenreTags(ABC):
         roles = frozenset(wanted)
         kept = self._kept_blocks(tmp)
         before = self._others_of(audio, roles)
+        for role in roles:
+            try:
+                self._values_of(audio, role)
+            except TagReadError as exc:  # what it holds could be neither recorded nor restored
+                raise TagWriteError(self.path, f"refusing to replace what cannot be read: {exc.reason}") from exc
         self._prepare(audio)
         for role, values in wanted.items():
             self._apply(audio, role, values)
