@@ -28,7 +28,7 @@ from mutagen import FileType
 from tagger.errors import FileError, TagReadError, TagWriteError
 from tagger.tags.reasons import reason_for
 from tagger.tags.safe_write import check_writable, resolve_target, rewrite_atomically
-from tagger.tags.secondary import genres_in
+from tagger.tags.secondary import genres_in, moods_in
 
 Role = Literal["genre", "mood"]
 """What a field is for: the genres, or the moods (happy, sad, ...) of the track."""
@@ -107,8 +107,9 @@ class GenreTags(ABC):
             raise TagReadError(self.path, reason_for(exc)) from exc
 
     def read_all(self, role: Role) -> list[str]:
-        """Every value of ``role`` the file carries: its field's, then those of tags this family reads
-        but never writes (genre: ID3v1, APEv2, RIFF INFO, ...; mood: the other ID3 spelling, ...), once each."""
+        """Every value of ``role`` the file carries, once each: its field's, then those of fields and tags
+        this family reads but never writes (genre: ID3v1, APEv2, RIFF INFO, ...; mood: the other ID3
+        spelling, an APEv2 ``Mood``, ...)."""
         out = self.read(role)
         seen = {value.casefold() for value in out}
         try:
@@ -117,8 +118,11 @@ class GenreTags(ABC):
             raise
         except Exception as exc:
             raise TagReadError(self.path, reason_for(exc)) from exc
-        if role == "genre":
-            more += self.read_secondary_genres()
+        try:
+            blocks = self._kept_blocks(self.path)
+        except OSError as exc:
+            raise TagReadError(self.path, reason_for(exc)) from exc
+        more += (genres_in if role == "genre" else moods_in)(blocks)
         for value in more:
             if value and value.casefold() not in seen:
                 seen.add(value.casefold())

@@ -4,7 +4,9 @@ A file can carry the owner's genre outside the field a storage style writes: an 
 (and the "enhanced" ``TAG+`` block before it) or an APEv2 tag at the end of an MP3, a RIFF
 ``LIST/INFO`` chunk (``IGNR``) in a WAV, an ID3v2 tag some tools put in front of a FLAC. Each
 is returned as its raw bytes under a name (:data:`ID3V1`, ...), so that a write can prove it
-left them byte-identical, and :func:`genres_in` reads the genres they hold.
+left them byte-identical, and :func:`genres_in` reads the genres they hold, :func:`moods_in` the
+moods (an APEv2 ``Mood``, the ``TMOO``/``TXXX:MOOD`` of an ID3v2 tag before a FLAC; ID3v1 and RIFF
+INFO have no mood).
 """
 
 from __future__ import annotations
@@ -109,11 +111,20 @@ def riff_chunks(path: Path, big_endian: bool, keep: Callable[[bytes], bool]) -> 
 
 def genres_in(blocks: Mapping[str, bytes]) -> list[str]:
     """Genres the blocks hold, in block order; a block that cannot be parsed holds none."""
+    return _values_in(blocks, _genres_of_block)
+
+
+def moods_in(blocks: Mapping[str, bytes]) -> list[str]:
+    """Moods the blocks hold, in block order; a block that cannot be parsed holds none."""
+    return _values_in(blocks, _moods_of_block)
+
+
+def _values_in(blocks: Mapping[str, bytes], values_of: Callable[[str, bytes], list[str]]) -> list[str]:
     out: list[str] = []
     for name, raw in blocks.items():
-        with contextlib.suppress(Exception):  # someone else's damaged tag: its genre is unknown, not an error
-            out += _genres_of_block(name, raw)
-    return [genre for genre in out if genre]
+        with contextlib.suppress(Exception):  # someone else's damaged tag: its values are unknown, not an error
+            out += values_of(name, raw)
+    return [value for value in out if value]
 
 
 def _genres_of_block(name: str, raw: bytes) -> list[str]:
@@ -122,14 +133,33 @@ def _genres_of_block(name: str, raw: bytes) -> list[str]:
     if name == ID3V1_ENHANCED:
         return [_text(raw[185:215])]
     if name == APEV2:
-        tag = APEv2(io.BytesIO(raw))
-        return [str(value) for key in tag if key.lower() == "genre" for value in tag[key]]
+        return _ape_values(raw, "genre")
     if name == ID3V2_PREFIX:
         frame = ID3(io.BytesIO(raw), translate=False, load_v1=False).get("TCON")
         return [] if frame is None else [str(value) for value in frame.text]
     if name.startswith(f"{CHUNK_PREFIX}LIST#") and raw[8:12] == b"INFO":
         return _riff_info_genres(raw[12:])
     return []
+
+
+def _moods_of_block(name: str, raw: bytes) -> list[str]:
+    if name == APEV2:
+        return _ape_values(raw, "mood")
+    if name == ID3V2_PREFIX:
+        tags = ID3(io.BytesIO(raw), translate=False, load_v1=False)
+        return [
+            str(value)
+            for frame in tags.values()
+            if frame.FrameID == "TMOO" or (frame.FrameID == "TXXX" and str(frame.desc).casefold() == "mood")
+            for value in frame.text
+        ]
+    return []
+
+
+def _ape_values(raw: bytes, key: str) -> list[str]:
+    """Text values of an APEv2 item, its key matched case-insensitively (APEv2 keys are)."""
+    tag = APEv2(io.BytesIO(raw))
+    return [str(value) for name in tag if name.lower() == key for value in tag[name]]
 
 
 def _riff_info_genres(body: bytes) -> list[str]:

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mutagen.aiff import AIFF
+from mutagen.apev2 import APEv2
 from mutagen.asf import ASF
 from mutagen.flac import FLAC
-from mutagen.id3 import TMOO, TXXX, Encoding
+from mutagen.id3 import ID3, TMOO, TXXX, Encoding
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4
 from mutagen.oggopus import OggOpus
@@ -279,3 +280,29 @@ def test_artist_survives(fresh: Factory) -> None:
     add_other_tags(path, genre=OLD_GENRE)
     open_tags(path).write({"mood": ["Aggressive"]})
     assert [str(v) for v in ASF(path).tags["Author"]] == [ARTIST, "Second Artist"]
+
+
+def test_moods_in_tags_never_written_are_read_and_kept(tagged: Factory) -> None:
+    """An APEv2 ``Mood`` in an MP3, the TMOO / TXXX:MOOD of an ID3v2 tag before a FLAC: the owner's, kept."""
+    mp3 = tagged(".mp3")
+    ape = APEv2()
+    ape["MOOD"] = "Brooding"
+    ape["Genre"] = "Chanson"
+    ape.save(mp3)
+    ape_bytes = mp3.read_bytes()[-200:]
+    flac = tagged(".flac", name="prefixed")
+    id3 = ID3()
+    id3.add(TMOO(encoding=Encoding.UTF8, text=["Warm"]))
+    id3.add(TXXX(encoding=Encoding.UTF8, desc="Mood", text=["Bright"]))
+    id3.save(flac)
+    prefix = flac.read_bytes()[: flac.read_bytes().index(b"fLaC")]
+    for path, found, after in (
+        (mp3, ["Brooding"], ["Happy", "brooding"]),  # once each, whatever the case
+        (flac, ["Warm", "Bright"], ["Happy", "brooding", "Warm", "Bright"]),
+    ):
+        tags = open_tags(path)
+        assert tags.read("mood") == [] and tags.read_all("mood") == found
+        tags.write({"mood": ["Happy", "brooding"]})
+        assert open_tags(path).read_all("mood") == after
+    assert mp3.read_bytes().endswith(ape_bytes) and flac.read_bytes().startswith(prefix + b"fLaC")
+    assert open_tags(mp3).read_all_genres() == [OLD_GENRE, "Chanson"]  # moods are not genres, nor the reverse
