@@ -118,12 +118,7 @@ class GenreTags(ABC):
             raise
         except Exception as exc:
             raise TagReadError(self.path, reason_for(exc)) from exc
-        try:
-            blocks = self._kept_blocks(self.path)
-        except OSError as exc:
-            raise TagReadError(self.path, reason_for(exc)) from exc
-        more += (genres_in if role == "genre" else moods_in)(blocks)
-        for value in more:
+        for value in more + self._secondary(role):
             if value and value.casefold() not in seen:
                 seen.add(value.casefold())
                 out.append(value)
@@ -192,10 +187,7 @@ class GenreTags(ABC):
 
     def read_secondary_genres(self) -> list[str]:
         """Genres in tags this family reads but never writes (ID3v1, APEv2, RIFF INFO, ...), read now."""
-        try:
-            return genres_in(self._kept_blocks(self.path))
-        except OSError as exc:
-            raise TagReadError(self.path, reason_for(exc)) from exc
+        return self._secondary("genre")
 
     def read_all_genres(self) -> list[str]:
         """Every genre the file carries: the written field's, then the secondary tags' not already there."""
@@ -257,6 +249,14 @@ class GenreTags(ABC):
         return {}
 
     # ----------------------------------------------------------------- internals
+
+    def _secondary(self, role: Role) -> list[str]:
+        """Values of ``role`` in the tags this family never writes (:mod:`tagger.tags.secondary`), read now."""
+        try:
+            blocks = self._kept_blocks(self.path)
+        except OSError as exc:
+            raise TagReadError(self.path, reason_for(exc)) from exc
+        return (genres_in if role == "genre" else moods_in)(blocks)
 
     def _writable_target(self) -> tuple[Path, FileIdentity]:
         """The real file to replace, after checking it may be replaced and is still the same file."""

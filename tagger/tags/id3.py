@@ -11,7 +11,7 @@ The other spelling of the mood (a ``TXXX:MOOD`` in a v2.4 tag, a ``TMOO`` in a v
 adds its values after the version's own field's (``read("mood")``), as players that know both
 do; a write replaces only the version's own field and leaves the other spelling as it is.
 
-ID3 version policy (decided so that only the genre changes):
+ID3 version policy (decided so that only the fields written change):
 
 * A file that already has an ID3v2.3 or v2.4 tag keeps that version, whatever ``id3_version``
   says. Converting would rewrite other frames (v2.4 -> v2.3 drops TSOP/TDRL/... and folds
@@ -21,8 +21,8 @@ ID3 version policy (decided so that only the genre changes):
   and for ID3v2.2 tags, which mutagen cannot write: those get converted with mutagen's
   ``update_to_v23/24`` - the one case where other frames' IDs may change (TYE -> TYER/TDRC).
 * Several genres (moods) in a v2.3 tag are one TCON (TXXX:MOOD) string joined with
-  ``id3_separator`` (v2.3 has no multi-value frames); v2.4 uses real null-separated values. Other frames are saved with
-  ``v23_sep=None`` so their existing multiple values are not re-joined.
+  ``id3_separator`` (v2.3 has no multi-value frames); v2.4 uses real null-separated values.
+  Other frames are saved with ``v23_sep=None`` so their existing multiple values are not re-joined.
 * MP3 with an ID3v1 tag: it is someone else's tag and is never merged into the ID3v2 tag
   nor regenerated from it. mutagen always rewrites or truncates the v1 block on save, so the
   temp copy gets the original end of the file put back (ID3v1, an "enhanced" ``TAG+`` block,

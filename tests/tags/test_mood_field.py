@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,6 +77,17 @@ def native_moods(path: Path) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in tags if k.lower() == "wm/mood"]
 
 
+def ffprobe_tags(path: Path) -> dict[str, str]:
+    """The tags another program (ffmpeg) sees, keys lower-cased, to prove the mood is where players look."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format_tags:stream_tags", "-of", "json", str(path)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    info = json.loads(out)
+    sections = [info.get("format", {}), *info.get("streams", [])]
+    return {key.lower(): str(value) for section in sections for key, value in section.get("tags", {}).items()}
+
+
 def id3_version_on_disk(path: Path) -> int | None:
     tags = MUTAGEN_CLASS[path.suffix](path, translate=False).tags
     return None if tags is None else int(tags.version[1])
@@ -121,6 +134,8 @@ def test_mood_only_changes_the_mood(case: str, ext: str, version: int, fresh: Fa
     after = open_tags(path)
     assert tags.read("mood") == after.read("mood") == ["Happy"]
     assert native_moods(path) == [(mood_field(ext, abs(version) or 4), "Happy")]
+    seen_as = {"TMOO": "tmoo", "TXXX:MOOD": "mood", "MOOD": "mood", MP4_MOOD: "mood", "WM/Mood": "wm/mood"}
+    assert ffprobe_tags(path).get(seen_as[mood_field(ext, abs(version) or 4)]) == "Happy"
     assert after.read("genre") == genre
     assert after.read_other_tags(besides=("mood",)) == others
     assert payload(path) == audio_bytes
