@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
 from mutagen.oggvorbis import OggVorbis
 
-from tagger.errors import TagReadError, TagWriteError
+from tagger.errors import FileError, TagReadError, TagWriteError
 from tagger.tags import open_tags
 from tagger.tags.leases import BEING_WRITTEN
 from tagger.tags.safe_write import finish_in_place, staged_copy
@@ -267,3 +268,42 @@ def test_a_genre_write_never_touches_a_mood_written_by_another_tool(tagged: Fact
     monkeypatch.setattr(MP3, "save", meddling_save)
     with unchanged(path), pytest.raises(TagWriteError, match=r"other tags changed \(TPE1\)"):
         open_tags(path).write({"genre": ["Rock"], "mood": ["Happy"]})
+
+
+@pytest.mark.parametrize("ext", ALL_EXTENSIONS)
+def test_mangled_files_never_crash_a_mood_write(ext: str, tagged: Factory) -> None:
+    """Mini-fuzz, as for the genre: every outcome is a FileError or a write; a refusal leaves the bytes."""
+    source = tagged(ext)
+    open_tags(source).write({"mood": ["Happy", "Calm"]})
+    data = source.read_bytes()
+    rng = random.Random(f"mood{ext}")
+    outcomes: set[str] = set()
+    for i in range(18):
+        mangled = bytearray(data)
+        if i % 3 == 0:
+            mangled = mangled[: rng.randrange(1, len(mangled))]
+        elif i % 3 == 1:
+            for _ in range(rng.randrange(1, 8)):
+                mangled[rng.randrange(0, min(len(mangled), 4096))] = rng.randrange(256)
+        else:
+            at = rng.randrange(0, min(len(mangled), 2048))
+            mangled[at : at + 4] = b"\xff\xff\xff\x7f"
+        path = source.with_name(f"mangled{i}{ext}")
+        path.write_bytes(bytes(mangled))
+        try:
+            tags = open_tags(path)
+            tags.read("mood")
+            tags.read_all("mood")
+            tags.read_other_tags(("mood",))
+        except FileError as exc:
+            outcomes.add(type(exc).__name__)
+            assert path.read_bytes() == mangled
+            continue
+        try:
+            tags.write({"genre": ["Rock"], "mood": ["Sad"]})
+            outcomes.add("written")
+        except TagWriteError:
+            outcomes.add("refused")
+            assert path.read_bytes() == mangled
+    assert no_temp_files(source.parent)
+    assert "written" in outcomes
