@@ -252,13 +252,18 @@ def moods(
     target_precision: float = typer.Option(0.8, min=0.0, max=1.0, help="Written-mood precision the abstain aims at."),
     parity_clips: int = typer.Option(8, min=0, help="Real clips the runtime scores to check it agrees."),
     seed: int = typer.Option(0, help="Seed of the folds."),
+    random_folds: bool = typer.Option(
+        False, "--random-folds", help="CV only: folds by clip, not artist (the published figure's protocol)."
+    ),
 ) -> None:
     """Fit the moods head (softmax over the 4 quadrants, over the model's embedding + taggram); optionally ship it."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: threads only spin on a busy machine
+    if ship and random_folds:
+        raise typer.BadParameter("a head chosen on random folds is not shipped", param_hint="--random-folds")
     options = MoodOptions(
         allmusic=allmusic, out=out, cache_dir=cache_dir or default_cache_dir() / "genre-outputs", model=model,
         folds=folds, repeats=repeats, target_precision=target_precision, parity_clips=parity_clips, seed=seed,
-        ship=ship, log=lambda message: console.log(message),
+        ship=ship, random_folds=random_folds, log=lambda message: console.log(message),
     )  # fmt: skip
     cv = run_moods(options)["metrics"]["cv"]
     console.print(

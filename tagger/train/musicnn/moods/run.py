@@ -14,7 +14,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,23 +67,34 @@ class MoodOptions:
     seed: int = 0
     parity_clips: int = 8  # real clips run through the runtime to check it scores them as the trainer does
     ship: bool = False
+    # CV only: folds by clip, so an artist's clips fall on both sides (the published figure's protocol)
+    random_folds: bool = False
     log: Callable[[str], None] = lambda _: None
 
 
-def load_data(options: MoodOptions) -> MoodData:
+def load_data(options: MoodOptions) -> tuple[MoodData, int]:
+    """The clips' outputs and quadrants, and how many artists they have."""
     clips = mood_clips(options.allmusic)
+    artists = len({c.clip.group for c in clips})
+    if options.random_folds:
+        clips = [replace(c, clip=replace(c.clip, group=f"clip:{c.clip.path.name}")) for c in clips]
     # The genres room's reader of the cached outputs needs only its cache, model and log fields.
     genre_options = GenreOptions(
         allmusic=options.allmusic, gtzan=options.allmusic, out=options.out, cache_dir=options.cache_dir,
         model=options.model, log=options.log,
     )  # fmt: skip
-    return build_data(clips, outputs_for([c.clip for c in clips], genre_options, (options.window_set,)))
+    return build_data(clips, outputs_for([c.clip for c in clips], genre_options, (options.window_set,))), artists
 
 
 def run(options: MoodOptions) -> dict[str, Any]:
+    if options.ship and options.random_folds:
+        raise ValueError(
+            "a head chosen on random folds is not shipped: its figures would not be the artist-grouped ones"
+        )
     started = time.perf_counter()
-    data = load_data(options)
-    options.log(f"{len(data.clips)} clips, {len(data.clip)} windows, {len(set(data.groups))} artists")
+    data, artists = load_data(options)
+    groups = len(set(data.groups))
+    options.log(f"{len(data.clips)} clips, {len(data.clip)} windows, {artists} artists, {groups} fold groups")
     result = cross_validate(
         data, options.folds, options.repeats, options.c_grid, options.inner_folds, options.target_precision,
         options.seed, options.log,
@@ -93,18 +104,19 @@ def run(options: MoodOptions) -> dict[str, Any]:
         data, everything, options.c_grid, options.inner_folds, options.seed, options.target_precision
     )
     head = head_dict(fit_moods(data, everything, choice.c, options.seed), choice.abstain)
+    split = "random (by clip)" if options.random_folds else "artist-grouped"
     metrics: dict[str, Any] = {
         "protocol": (
-            f"artist-grouped {options.folds}-fold CV x {options.repeats} repeats over all {len(data.clips)} "
-            f"AllMusic-4Q clips ({len(set(data.groups))} artists); C (grid {list(options.c_grid)}, best inner "
-            "quadrant macro F1) and the abstain cut-off (the lowest top score whose inner precision of the written "
-            f"mood reaches {options.target_precision}) chosen by an inner {options.inner_folds}-fold artist-grouped "
-            "CV on the training folds only, then scored on the held-out fold; a track's scores are the mean of its "
+            f"{split} {options.folds}-fold CV x {options.repeats} repeats over all {len(data.clips)} AllMusic-4Q "
+            f"clips ({artists} artists); C (grid {list(options.c_grid)}, best inner quadrant macro F1) and the "
+            "abstain cut-off (the lowest top score whose inner precision of the written mood reaches "
+            f"{options.target_precision}) chosen by an inner {options.inner_folds}-fold {split} CV on the training "
+            "folds only, then scored on the held-out fold; a track's scores are the mean of its "
             f"{options.window_set} windows' softmax scores (the card's max_windows, as a default scan)"
         ),
         "data": {
             "clips": len(data.clips),
-            "artists": len(set(data.groups)),
+            "artists": artists,
             "windows": len(data.clip),
             "window_set": options.window_set,
             "per_quadrant": {q: int(np.sum(data.labels == i)) for i, q in enumerate(QUADRANTS)},
@@ -120,7 +132,9 @@ def run(options: MoodOptions) -> dict[str, Any]:
         "cv": summarise(data, result),
     }
     card = with_moods(json.loads(card_path_for(options.model).read_text()), head, metrics)
-    metrics["parity"] = parity(card, card_path_for(options.model), data, parity_sample(data, options.parity_clips))
+    if options.parity_clips:
+        sample = parity_sample(data, options.parity_clips)
+        metrics["parity"] = parity(card, card_path_for(options.model), data, sample)
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     options.out.mkdir(parents=True, exist_ok=True)
     (options.out / "moods.json").write_text(json.dumps({"head": head, "metrics": metrics}, indent=1))

@@ -26,7 +26,7 @@ from tagger.train.musicnn.moods.cv import (
     summarise,
 )
 from tagger.train.musicnn.moods.labels import MoodClip, mood_clips, mood_words
-from tagger.train.musicnn.moods.run import SHIPPED_KEYS, ship
+from tagger.train.musicnn.moods.run import SHIPPED_KEYS, MoodOptions, run, ship
 
 WINDOWS = 4
 
@@ -154,3 +154,10 @@ def test_ship_adds_only_the_mood_keys_and_leaves_every_other_byte_and_the_model_
     text = path.read_text()
     ship(path, head, {"macro_f1": 0.7})  # shipping again replaces, never duplicates
     assert path.read_text() == text
+
+
+def test_a_head_chosen_on_random_folds_is_never_shipped(tmp_path: Path) -> None:
+    options = MoodOptions(allmusic=tmp_path, out=tmp_path / "out", cache_dir=tmp_path, ship=True, random_folds=True)
+    with pytest.raises(ValueError, match="random folds is not shipped"):
+        run(options)
+    assert not (tmp_path / "out").exists()
