@@ -25,6 +25,24 @@ def write_card(card: dict[str, Any], path: Path) -> ModelCard:
     return ModelCard.load(path)
 
 
+def card_text(card: dict[str, Any]) -> str:
+    """A card as the trainer ships it (indent 2), each linear head's weight rows one line each, to keep it readable."""
+    stashed = {}
+    for name, head in card.get("heads", {}).items():
+        if isinstance(head.get("weights"), list):
+            stashed[name] = head["weights"]
+            head["weights"] = f"@WEIGHTS:{name}@"
+    try:
+        text = json.dumps(card, indent=2)
+    finally:
+        for name, weights in stashed.items():
+            card["heads"][name]["weights"] = weights
+    for name, weights in stashed.items():
+        rows = ",\n        ".join(json.dumps(row) for row in weights)
+        text = text.replace(json.dumps(f"@WEIGHTS:{name}@"), "[\n        " + rows + "\n      ]")
+    return text + "\n"
+
+
 def plain(card: dict[str, Any]) -> dict[str, Any]:
     """``card`` with numpy scalars and arrays as plain JSON types (as a reader of the file sees it)."""
 

@@ -7,6 +7,7 @@ tagger-train transfer --data /path/to/gtzan-sample --out runs/musicnn --ship tag
     --compare runs/paper-cv/paper.json --compare runs/paper-ff/paper.json
 tagger-train genres --allmusic ../shared/datasets/allmusic-4q --gtzan ../shared/datasets/gtzan-sample \\
     --out runs/genres --ship
+tagger-train moods --allmusic ../shared/datasets/allmusic-4q --out runs/moods --ship
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from tagger.train.musicnn.config import TransferConfig
 from tagger.train.musicnn.genres.outputs import WindowSet
 from tagger.train.musicnn.genres.run import GenreOptions
 from tagger.train.musicnn.genres.run import run as run_genres
+from tagger.train.musicnn.moods.run import MoodOptions
+from tagger.train.musicnn.moods.run import run as run_moods
 from tagger.train.musicnn.transfer import run as run_transfer
 from tagger.train.paper import configs
 from tagger.train.paper.experiment import Options as ExperimentOptions
@@ -234,6 +237,38 @@ def genres(
         f"genres: macro F1 {cv['tables']['new']['macro_f1']['mean']:.3f}; first genre precision "
         f"{fg['new_precision']['mean']:.3f} at coverage {fg['new_coverage']['mean']:.3f} "
         f"(old default {fg['old_precision']['mean']:.3f} at {fg['old_coverage']['mean']:.3f})"
+    )
+
+
+@app.command()
+def moods(
+    allmusic: Path = typer.Option(..., exists=True, file_okay=False, help="AllMusic-4Q folder (metadata.csv, clips/)."),
+    out: Path = typer.Option(Path("runs/moods"), help="Output folder (moods.json, report.md)."),
+    ship: bool = typer.Option(False, "--ship", help="Write the mood head and its metrics into the model's card."),
+    model: str = typer.Option("musicnn", help="The shipped model whose outputs the head reads."),
+    cache_dir: Path | None = typer.Option(None, help="Backbone outputs cache (default: the genres command's)."),
+    folds: int = typer.Option(5, min=2, help="Artist-grouped CV folds."),
+    repeats: int = typer.Option(3, min=1, help="CV repeats (reshuffled artists)."),
+    target_precision: float = typer.Option(0.8, min=0.0, max=1.0, help="Written-mood precision the abstain aims at."),
+    parity_clips: int = typer.Option(8, min=0, help="Real clips the runtime scores to check it agrees."),
+    seed: int = typer.Option(0, help="Seed of the folds."),
+    random_folds: bool = typer.Option(
+        False, "--random-folds", help="CV only: folds by clip, not artist (the published figure's protocol)."
+    ),
+) -> None:
+    """Fit the moods head (softmax over the 4 quadrants, over the model's embedding + taggram); optionally ship it."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: threads only spin on a busy machine
+    if ship and random_folds:
+        raise typer.BadParameter("a head chosen on random folds is not shipped", param_hint="--random-folds")
+    options = MoodOptions(
+        allmusic=allmusic, out=out, cache_dir=cache_dir or default_cache_dir() / "genre-outputs", model=model,
+        folds=folds, repeats=repeats, target_precision=target_precision, parity_clips=parity_clips, seed=seed,
+        ship=ship, random_folds=random_folds, log=lambda message: console.log(message),
+    )  # fmt: skip
+    cv = run_moods(options)["metrics"]["cv"]
+    console.print(
+        f"moods: quadrant macro F1 {cv['macro_f1']['mean']:.3f} ± {cv['macro_f1']['std']:.3f}; written moods "
+        f"precision {cv['written']['precision']['mean']:.3f} at coverage {cv['written']['coverage']['mean']:.3f}"
     )
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from tagger.model import card_path_for, load_card
 from tagger.train import datasets
+from tagger.train.card import card_text
 from tagger.train.musicnn.genres.cv import build_dataset, cross_validate, final_head, summarise
 from tagger.train.musicnn.genres.labels import (
     ALLMUSIC_PARTIAL,
@@ -182,16 +183,6 @@ def ship(model: str, head: dict[str, Any], metrics: dict[str, Any], default: boo
     card["licence_genres"] = LICENCE
     path.write_text(card_text(card))
     load_card(path)  # the shipped card must load
-
-
-def card_text(card: dict[str, Any]) -> str:
-    """The card as the trainer writes it (indent 2), with each weight row on one line to keep it readable."""
-    weights = card["heads"]["genres"]["weights"]
-    card["heads"]["genres"]["weights"] = "@WEIGHTS@"
-    text = json.dumps(card, indent=2)
-    rows = ",\n        ".join(json.dumps(row) for row in weights)
-    card["heads"]["genres"]["weights"] = weights
-    return text.replace('"@WEIGHTS@"', "[\n        " + rows + "\n      ]") + "\n"
 
 
 def _pm(cell: dict[str, float]) -> str:
