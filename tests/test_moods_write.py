@@ -110,6 +110,16 @@ def test_a_scan_writes_genre_and_mood_into_every_format(
     assert again.counts == {Outcome.SKIPPED: len(ALL_EXTENSIONS)} and not again.mood_counts
 
 
+def test_an_id3v23_tag_gets_its_mood_in_txxx_mood(tmp_path: Path, card: ModelCard) -> None:
+    path = one_track(tmp_path, "old.mp3")
+    database = Database(tmp_path / "v23.db")
+    summary = run_scan(database, card, path.parent, id3_version=3, verify=True)
+    assert summary.mood_counts == {Outcome.TAGGED: 1}, summary.failures
+    tags = open_tags(path)
+    assert tags.field_name("mood") == "TXXX:MOOD" and tags.read("mood") == ["Happy"]
+    assert [(role, field) for role, field, *_ in writes(database)] == [("genre", "TCON"), ("mood", "TXXX:MOOD")]
+
+
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [(Policy.KEEP, ["Chill"]), (Policy.OVERWRITE, ["Happy"]), (Policy.MERGE, ["Chill", "Happy"])],
@@ -293,6 +303,8 @@ def test_changing_mood_options_re_decides_from_the_stored_scores(
         latest = session.scalars(select(Result).order_by(Result.id.desc())).first()
         assert latest is not None and latest.moods is not None and latest.moods["chosen"] == ["Happy"]
         assert session.scalar(select(Track.file_moods)) == ["Happy"]
+        # Each field is known as ours from our last write of that role: neither is taken for the owner's.
+        assert session.execute(select(Track.user_genres, Track.user_moods)).one() == ([], ["Chill"])
 
 
 def test_no_moods_and_moods_false_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
