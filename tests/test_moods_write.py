@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -307,7 +308,9 @@ def test_changing_mood_options_re_decides_from_the_stored_scores(
         assert session.execute(select(Track.user_genres, Track.user_moods)).one() == ([], ["Chill"])
 
 
-def learned_mood_vocabulary(database: Database, card: ModelCard, name: str, bias: list[float]) -> None:
+def learned_mood_vocabulary(
+    database: Database, card: ModelCard, name: str, bias: list[float], learned_at: str = "2000-01-01T00:00:00.000000Z"
+) -> None:
     """A learned mood vocabulary card (as `tagger learn` saves one) over the embedding: Calm / Lively by ``bias``."""
     import numpy as np
 
@@ -325,12 +328,12 @@ def learned_mood_vocabulary(database: Database, card: ModelCard, name: str, bias
     folder = vocabularies_dir(database.url)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.json").write_text(json.dumps({"kind": CARD_KIND, "schema_version": CARD_SCHEMA_VERSION,
-        "model_id": card.model_id, "learned_at": "2026-12-01T00:00:00.000000Z", "head": head,
+        "model_id": card.model_id, "learned_at": learned_at, "head": head,
         "linear": linear.to_dict()}))  # fmt: skip
 
 
 def test_a_learned_mood_vocabulary_is_written_and_the_card_s_head_takes_over_again(
-    tmp_path: Path, card: ModelCard
+    tmp_path: Path, card: ModelCard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = one_track(tmp_path)
     database = Database(tmp_path / "state" / "tagger.db")
@@ -341,6 +344,13 @@ def test_a_learned_mood_vocabulary_is_written_and_the_card_s_head_takes_over_aga
         moods = session.scalar(select(Result.moods))
         assert moods is not None and moods["vocabulary"] == "feel" and moods["chosen"] == ["Calm"]
         assert "valence" not in moods  # not the four quadrants: no axes
+    assert run_scan(database, card, path.parent, mood_vocabulary="feel").counts == {Outcome.SKIPPED: 1}
+    # Learned again (newer than the stored result): applied from the stored embedding, nothing decoded.
+    learned_mood_vocabulary(database, card, "feel", [-2.0, 2.0], datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    with monkeypatch.context() as patched:
+        no_decoding(patched)
+        relearned = run_scan(database, card, path.parent, mood_vocabulary="feel")
+    assert relearned.mood_counts == {Outcome.TAGGED: 1} and open_tags(path).read("mood") == ["Lively"]
     # Back to the card's mood head: the stored result holds no scores of it, so the track is classified again;
     # the MOOD is our own earlier write, so it is replaced even under keep.
     again = run_scan(database, card, path.parent)
