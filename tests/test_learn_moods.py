@@ -1,9 +1,10 @@
 """``tagger learn --field mood``: the owner's MOOD tags -> a learned mood vocabulary (role "mood").
 
-The library is built at test time from the synthetic genres: album folders of six 3-second FLAC
-tracks whose owner wrote MOOD tags (Vorbis ``MOOD``, through mutagen) in a messy spelling: drone
-and chimes albums are Calm, techno and breaks albums Energetic, and one album per genre carries
-no mood, for the learned vocabulary to tag. The scans are real scans with the tiny fixture model
+The library is built at test time from the synthetic genres: album folders of six 3-second tracks
+whose owner wrote MOOD tags through mutagen, in a messy spelling (FLAC: Vorbis ``MOOD``; the techno
+albums are WAV with an ID3v2.3 ``TXXX:MOOD``, "; "-joined as v2.3 stores several values): drone and
+chimes albums are Calm, techno and breaks albums Energetic, and one album per genre carries no mood,
+for the learned vocabulary to tag. The scans are real scans with the tiny fixture model
 (it has no mood head, so every MOOD value in the files is the owner's).
 """
 
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 from click.testing import Result
 from mutagen.flac import FLAC
+from mutagen.id3 import TALB, TPE1, TXXX
+from mutagen.wave import WAVE
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -29,6 +32,7 @@ from tagger.record import Library, TagOptions
 from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Track
 from tagger.store.retag import stored_analyses
+from tagger.tags import open_tags
 from tagger.train.synthetic import RECIPES
 from tagger.vocabulary import (
     EmbeddingHead,
@@ -100,14 +104,31 @@ def mood_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             folder = root / ("untagged" if moods is None else "tagged") / f"{genre} album {i}"
             for n in range(TRACKS_PER_ALBUM):
                 seed = 7000 + 1000 * sorted(RECIPES).index(genre) + 10 * i + n
-                path = make_track(folder / f"{n:02d}.flac", genre=genre, seconds=SECONDS, sample_rate=16000, seed=seed)
-                flac = FLAC(path)
-                flac["ALBUM"] = f"{genre} album {i}"
-                flac["ARTIST"] = f"{genre} artist"
-                if moods is not None:
-                    flac["MOOD"] = moods  # raw values, not cleaned by our writer
-                flac.save()
+                extension = ".wav" if genre == "techno" else ".flac"
+                path = make_track(
+                    folder / f"{n:02d}{extension}", genre=genre, seconds=SECONDS, sample_rate=16000, seed=seed
+                )
+                _tag(path, f"{genre} album {i}", f"{genre} artist", moods)
     return root
+
+
+def _tag(path: Path, album: str, artist: str, moods: list[str] | None) -> None:
+    """Raw values, as another tagger left them (not cleaned by our writer)."""
+    if path.suffix == ".wav":
+        wave = WAVE(path)
+        wave.add_tags()
+        assert wave.tags is not None
+        wave.tags.add(TALB(encoding=3, text=[album]))
+        wave.tags.add(TPE1(encoding=3, text=[artist]))
+        if moods is not None:
+            wave.tags.add(TXXX(encoding=3, desc="MOOD", text=["; ".join(moods)]))
+        wave.save(v2_version=3)
+    else:
+        flac = FLAC(path)
+        flac["ALBUM"], flac["ARTIST"] = album, artist
+        if moods is not None:
+            flac["MOOD"] = moods
+        flac.save()
 
 
 def _scan(database: Database, card: ModelCard, root: Path, **options: object) -> ScanSummary:
@@ -119,14 +140,14 @@ def _scan(database: Database, card: ModelCard, root: Path, **options: object) ->
 
 
 def _store_owners_moods(database: Database, root: Path) -> None:
-    """``Track.user_moods`` as a scan that reads MOOD stores it: each track's own MOOD values, read from the file.
+    """``Track.user_moods`` as a scan that reads MOOD stores it: each file's own MOOD values (``read_all("mood")``).
 
-    Until the scan reads the MOOD field (moods-runtime + moods-tags), the store is filled here, from the
-    files mutagen wrote; the rest (scan, embeddings, learn) is the real thing.
+    Until the scan stores them itself (moods-runtime), they are stored here, read by the tag API the scan
+    reads them with; the rest (scan, embeddings, learn) is the real thing.
     """
     with database.session() as session:
         for track in session.scalars(select(Track).where(Track.path.startswith(str(root)))):
-            track.user_moods = list(FLAC(track.path).get("MOOD", []))
+            track.user_moods = open_tags(track.path).read_all("mood")
 
 
 def _learn(db_path: Path, *args: str) -> Result:
