@@ -161,7 +161,7 @@ def main() -> None:
     )
     for f in learned.labels:
         if f.note:
-            console.print(f"  {f.genre}: {f.note}", highlight=False)
+            console.print(f"  {f.name}: {f.note}", highlight=False)
     if learned.head is None:
         sys.exit("nothing learned")
     save_vocabulary(learned, vocabularies_dir(database.url))
@@ -187,7 +187,7 @@ def main() -> None:
         )
         groups = "optimistic" if f.optimistic else f"{f.groups} {f.grouping}"
         table.add_row(
-            f.genre,
+            f.name,
             str(f.tracks),
             groups,
             *learned_cells,

@@ -4,6 +4,11 @@ Applied to the model's ranked genres after the model and before the policy (scan
 classify), to the names ``tagger report`` counts, and to the owner's tags ``tagger learn`` reads.
 Names match by :func:`genre_key`: case, spaces and punctuation do not matter ("hip hop" = "Hip-Hop").
 The owner's tag values become names by :func:`split_genres` (separators, ID3v1 codes, placeholders).
+
+The owner's MOOD values (``tagger learn --field mood``) go through the same spelling rules by role
+(:func:`tag_key`, :func:`split_values`, :class:`GenreNormaliser` with ``role="mood"``): case, spaces,
+punctuation, separators and placeholders, yes; the genre aliases (``DnB`` = ``Drum & Bass``), the
+ID3v1 genre codes (``(17)`` = Rock) and the ``[genres]`` map, no: those are about genres only.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from mutagen.id3 import TCON
 
 if TYPE_CHECKING:
     from tagger.aggregate import GenreScore
+    from tagger.model import HeadRole
 
 _CONNECTIVES = re.compile(r"\s*&\s*|\s+and\s+|\s*'n'?\s+|\s*'n'\s*|\s+n\s+")  # R&B, Drum'n'Bass, Rock n Roll
 
@@ -44,11 +50,17 @@ ALIASES: dict[str, str] = {
 
 def genre_key(genre: str) -> str:
     """The label a genre spelling stands for: ``Hip Hop``, ``Hip-Hop`` and ``hiphop`` all give ``hiphop``."""
-    text = unicodedata.normalize("NFKD", genre).casefold()
+    return tag_key(genre, "genre")
+
+
+def tag_key(value: str, role: HeadRole = "genre") -> str:
+    """The label a spelling stands for; case, accents, spaces, punctuation and ``&``/``and`` do not matter
+    (``Laid-Back`` = ``laid back``), and for genres the :data:`ALIASES` apply too."""
+    text = unicodedata.normalize("NFKD", value).casefold()
     text = "".join(char for char in text if not unicodedata.combining(char))
     text = _CONNECTIVES.sub(" and ", f" {text} ")
     key = re.sub(r"[\W_]+", "", text)
-    return ALIASES.get(key, key)
+    return ALIASES.get(key, key) if role == "genre" else key
 
 
 @dataclass(frozen=True)
@@ -108,7 +120,7 @@ def apply_rules(scores: Iterable[GenreScore], rules: GenreRules) -> list[GenreSc
 _SEPARATORS = re.compile(r"\s*(?:;|/|,|\||\\\\|\x00)\s*")  # ID3v2.3 joins with "; " or "/"; "\\" by some taggers
 _ID3_CODE = re.compile(r"^\s*(?:\((?:\d+|RX|CR)\)|\d+\s*$)")  # "(17)", "(17)Rock", "(RX)", bare "17" (ID3v2.4)
 _ID3_NON_GENRES = {"remix", "cover"}  # what "(RX)" / "(CR)" expand to: not genres
-_PLACEHOLDERS = {"", "unknown", "other", "none", "misc", "miscellaneous", "genre", "na", "null", "undefined"}
+_PLACEHOLDERS = {"", "unknown", "other", "none", "misc", "miscellaneous", "na", "null", "undefined"}
 
 
 def split_genres(values: Iterable[str]) -> list[str]:
@@ -116,15 +128,25 @@ def split_genres(values: Iterable[str]) -> list[str]:
 
     ``["Drone; Ambient", "(26)(17)", " DRONE "]`` gives ``["Drone", "Ambient", "Ambient", "Rock", "DRONE"]``.
     """
+    return split_values(values, "genre")
+
+
+def split_values(values: Iterable[str], role: HeadRole = "genre") -> list[str]:
+    """Tag values of ``role``'s field -> single spellings (see :func:`split_genres`); ID3v1 codes are
+    genres only, so in a MOOD field ``(17)`` stays as written."""
+
+    def placeholder(text: str) -> bool:  # "Genre" in a genre field, "Mood" in a mood field: no value
+        return (key := tag_key(text, role)) in _PLACEHOLDERS or key == role
+
     out: list[str] = []
     for value in values:
-        if genre_key(str(value)) in _PLACEHOLDERS:  # before splitting: "n/a" is no genre, nor "n" and "a"
+        if placeholder(str(value)):  # before splitting: "n/a" is no genre, nor "n" and "a"
             continue
         for part in _SEPARATORS.split(str(value)):
-            names = _id3_names(part) if _ID3_CODE.match(part) else [part]
+            names = _id3_names(part) if role == "genre" and _ID3_CODE.match(part) else [part]
             for name in names:
                 spelled = " ".join(name.split()).strip("\"'")
-                if genre_key(spelled) not in _PLACEHOLDERS:
+                if not placeholder(spelled):
                     out.append(spelled)
     return out
 
@@ -146,17 +168,22 @@ class GenreNormaliser:
     """Labels for many tracks, remembering how the owner spells each label most often.
 
     The spelling written into files is the owner's commonest one; ties prefer a capitalised
-    form (``Drone`` over ``drone`` and ``DRONE``), then alphabetical order.
+    form (``Drone`` over ``drone`` and ``DRONE``), then alphabetical order. ``role="mood"`` reads
+    MOOD values: the same spelling rules, without the genre-only ones (aliases, ID3v1 codes, ``rules``).
     """
 
-    def __init__(self, rules: GenreRules | None = None) -> None:
+    def __init__(self, rules: GenreRules | None = None, role: HeadRole = "genre") -> None:
+        if role != "genre" and rules is not None and not rules.empty:
+            raise ValueError("the [genres] rules are about genres: a mood normaliser takes none")
         self._spellings: dict[str, Counter[str]] = defaultdict(Counter)
         self.rules = rules or GenreRules()
+        self.role: HeadRole = role
 
     def labels(self, values: Iterable[str]) -> list[str]:
         keys: list[str] = []
-        for name in map(self.rules.canonical, split_genres(values)):  # the owner's aliases first: "Hip Hop" = "Rap"
-            key = genre_key(name)
+        # The owner's aliases first: "Hip Hop" = "Rap" (empty rules for moods).
+        for name in map(self.rules.canonical, split_values(values, self.role)):
+            key = tag_key(name, self.role)
             self._spellings[key][name] += 1
             if key not in keys:
                 keys.append(key)

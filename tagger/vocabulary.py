@@ -19,7 +19,7 @@ import numpy as np
 from platformdirs import user_data_dir
 
 from tagger.errors import ModelError
-from tagger.model import Head, ModelCard
+from tagger.model import Head, HeadRole, ModelCard
 from tagger.pipeline import TrackAnalysis
 
 CARD_KIND = "genre-tagger learned vocabulary"
@@ -88,7 +88,7 @@ class EmbeddingHead:
 
 
 class LearnedVocabulary(Vocabulary):
-    """The owner's genres: one probability row per track, from its embedding alone."""
+    """The owner's genres (or moods: ``head.role``): one probability row per track, from its embedding alone."""
 
     needs_audio = False
 
@@ -150,9 +150,28 @@ def vocabularies_dir(database_url: str) -> Path:
     return Path(user_data_dir("genre-tagger")) / "vocabularies"
 
 
+def learned_role(path: Path) -> HeadRole | None:
+    """The role of the learned vocabulary saved at ``path`` (a card without one is a genre vocabulary);
+    None when there is no readable card there."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    head = data.get("head") if isinstance(data, dict) and data.get("kind") == CARD_KIND else None
+    if not isinstance(head, dict):
+        return None
+    return "mood" if head.get("role") == "mood" else "genre"
+
+
+def learned_vocabularies(database_url: str, role: HeadRole = "genre") -> list[str]:
+    """The names of the vocabularies of ``role`` that ``tagger learn`` saved beside the database."""
+    paths = sorted(vocabularies_dir(database_url).glob("*.json"))
+    return [path.stem for path in paths if learned_role(path) == role]
+
+
 def available(card: ModelCard, database_url: str) -> list[str]:
     """Genre vocabularies: the model's genre heads, then the learned ones."""
-    learned = sorted(p.stem for p in vocabularies_dir(database_url).glob("*.json"))
+    learned = learned_vocabularies(database_url, "genre")
     return sorted(genre_heads(card)) + [name for name in learned if name not in card.heads]
 
 
@@ -189,7 +208,11 @@ def resolve_mood_vocabulary(card: ModelCard, name: str | None, database_url: str
     path = vocabularies_dir(database_url) / f"{name}.json"
     if not path.exists():
         moods = [n for n, head in card.heads.items() if head.role == "mood"]
-        raise ValueError(f"no mood vocabulary {name!r} for model {card.name!r} (its mood heads: {moods or 'none'})")
+        moods += [n for n in learned_vocabularies(database_url, "mood") if n not in card.heads]
+        raise ValueError(
+            f"no mood vocabulary {name!r} for model {card.name!r} (available: {', '.join(moods) or 'none'}; "
+            "learn one with `tagger learn --field mood`)"
+        )
     learned = load_learned_vocabulary(path, card)
     if learned.head.role != "mood":
         raise ValueError(f"learned vocabulary {name!r} is a {learned.head.role} vocabulary, not a mood one")

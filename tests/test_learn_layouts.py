@@ -156,7 +156,7 @@ def test_a_label_no_grouping_can_split_is_still_learned_and_marked_optimistic(
         assert figures["note"].startswith("untested: all 6 tracks share one folder"), figures
     rows = [[cell.strip() for cell in line.split("│")[1:4]] for line in output.splitlines()]
     assert ["Drone", "6", "optimistic"] in rows and "Drone: untested" in output
-    assert output.count("learned: mine") == 1 and output.count("Drone: untested") == 1
+    assert output.count("learned genres: mine") == 1 and output.count("Drone: untested") == 1
     card = json.loads((vocabularies_dir(f"sqlite:///{db_path}") / "mine.json").read_text())
     assert all(f["optimistic"] for f in card["evaluation"]["labels"])
 

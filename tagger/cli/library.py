@@ -19,10 +19,14 @@ def learn(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Only tracks under these folders", show_default="every scanned track")
     ] = None,
-    vocabulary: Annotated[str, typer.Option("--vocabulary", help="Name to save it under")] = "mine",
+    vocabulary: Annotated[
+        str | None, typer.Option("--vocabulary", help="Name to save it under", show_default="mine; moods: mymoods")
+    ] = None,
     min_tracks: Annotated[int, typer.Option(min=2, help="Labels on fewer tracks are left out")] = 20,
     f1_floor: Annotated[float, typer.Option(min=0.0, max=1.0, help="Labels with a lower CV F1 are left out")] = 0.5,
-    tag_field: Annotated[str, typer.Option("--field", help="Tag field the labels come from")] = "genre",
+    tag_field: Annotated[
+        str, typer.Option("--field", help="Tag field the labels come from: genre, or mood (the MOOD tags)")
+    ] = "genre",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show per label what would be learned (figures, groups); save nothing")
     ] = False,
@@ -34,17 +38,21 @@ def learn(
     """Learn your own genre vocabulary from the genre tags already in your files (scan them first).
 
     Reads the database only: the embeddings of scanned tracks and the genres their owner tagged.
-    Apply it with `tagger scan PATH --vocabulary NAME` (no audio is decoded again).
+    Apply it with `tagger scan PATH --vocabulary NAME` (no audio is decoded again). With `--field mood`,
+    your moods from the MOOD tags: apply them with `mood_vocabulary = "NAME"` in the config.
     """
-    from tagger.learn import check_name, learn_vocabulary, save_vocabulary
+    from tagger.learn import DEFAULT_NAMES, check_name, field_role, learn_vocabulary, save_vocabulary
     from tagger.model import load_card
     from tagger.store import Database
+    from tagger.store.db import database_url
     from tagger.vocabulary import vocabularies_dir
 
     settings = command_settings(config, db=db, model=model)
     try:
         card = load_card(settings.model)
-        check_name(vocabulary, card)
+        role = field_role(tag_field)
+        vocabulary = vocabulary or DEFAULT_NAMES[role]
+        check_name(vocabulary, card, vocabularies_dir(database_url(settings.db)), role)
         database = Database(settings.db)
         learned = learn_vocabulary(
             database,
@@ -53,15 +61,15 @@ def learn(
             name=vocabulary,
             min_tracks=min_tracks,
             f1_floor=f1_floor,
-            field=tag_field,
-            rules=settings.genres,
+            field=role,
+            rules=settings.genres,  # the [genres] map: genres only (learn_vocabulary leaves it out for moods)
         )
     except (TaggerError, ValueError) as error:
         raise fail(error) from error
     _print_learned(learned, as_json)
     if learned.head is None:
         why = (
-            f"no scanned track with a genre tag has an embedding from {card.model_id}: `tagger scan` them first"
+            f"no scanned track with a {role} tag has an embedding from {card.model_id}: `tagger scan` them first"
             if not learned.tracks
             else f"no label passed, grouped by {learned.grouping_text()} (tag more tracks, or lower "
             "--min-tracks/--f1-floor)"
@@ -73,7 +81,12 @@ def learn(
         return
     path = save_vocabulary(learned, vocabularies_dir(database.url))
     roots = " ".join(map(str, paths or [])) or "PATH"
-    console.print(f"saved {path}; apply it with: tagger scan {roots} --vocabulary {vocabulary}", highlight=False)
+    apply = (
+        f"tagger scan {roots} --vocabulary {vocabulary}"
+        if role == "genre"
+        else f'mood_vocabulary = "{vocabulary}" in the config, then tagger scan {roots}'
+    )
+    console.print(f"saved {path}; apply it with: {apply}", highlight=False)
 
 
 def _print_learned(learned: Learned, as_json: bool) -> None:
@@ -81,20 +94,23 @@ def _print_learned(learned: Learned, as_json: bool) -> None:
     if as_json:
         stdout.print_json(data=learned.to_summary())
         return
+    role = learned.tag_field
     stdout.print(
-        f"{learned.tracks} tagged tracks in {learned.folders} folders ({learned.model_id} embeddings), "
-        f"{learned.untagged} untagged; grouped {learned.folds}-fold cross-validation over {learned.groups} groups: "
+        f"{learned.tracks} tracks with {role} tags in {learned.folders} folders ({learned.model_id} embeddings), "
+        f"{learned.untagged} without; grouped {learned.folds}-fold cross-validation over {learned.groups} groups: "
         f"by {learned.grouping_text()}",
         highlight=False,
     )
     if learned.no_embedding:
-        stdout.print(f"{learned.no_embedding} tagged tracks have no {learned.model_id} embedding: scan them first")
-    table = Table(title=f"learned: {learned.name}")
-    for column in ("genre", "tracks", "groups", "P", "R", "F1 ± sd", "threshold"):
-        table.add_column(column, justify="left" if column in ("genre", "groups") else "right")
+        stdout.print(
+            f"{learned.no_embedding} tracks with {role} tags have no {learned.model_id} embedding: scan them first"
+        )
+    table = Table(title=f"learned {role}s: {learned.name}")
+    for column in (role, "tracks", "groups", "P", "R", "F1 ± sd", "threshold"):
+        table.add_column(column, justify="left" if column in (role, "groups") else "right")
     for f in learned.learned:
         table.add_row(
-            f.genre,
+            f.name,
             str(f.tracks),
             "optimistic" if f.optimistic else f"{f.groups} {f.grouping}",  # one group: see its note
             f"{f.precision:.2f}",
@@ -105,12 +121,12 @@ def _print_learned(learned: Learned, as_json: bool) -> None:
     stdout.print(table)
     for f in learned.labels:
         if f.note and not f.refused:
-            stdout.print(f"{f.genre}: {f.note}", highlight=False)
-    refused = Table(title="refused")
-    for column in ("genre", "tracks", "why"):
+            stdout.print(f"{f.name}: {f.note}", highlight=False)
+    refused = Table(title=f"refused {role}s")
+    for column in (role, "tracks", "why"):
         refused.add_column(column, justify="right" if column == "tracks" else "left")
     for f in learned.refused:
-        refused.add_row(f.genre, str(f.tracks), f.refused)
+        refused.add_row(f.name, str(f.tracks), f.refused)
     if learned.refused:
         stdout.print(refused)
 

@@ -3,6 +3,9 @@
 The owner's genre tags (``Track.user_genres``: read at scan time, never the ones this tool
 wrote) are the labels; the mean window embedding each scan stores (``Result.embedding``) is
 the input. Nothing is decoded again, so learning on 10,000 tagged tracks takes seconds.
+``field="mood"`` (``tagger learn --field mood``) does the same with the owner's MOOD values
+(``Track.user_moods``) and saves a head of role ``mood``: a scan writes it into the MOOD field
+(``mood_vocabulary = NAME``), and it is never a genre vocabulary.
 
 Why this head:
 
@@ -50,17 +53,36 @@ from tagger.learn.card import LabelFigures, Learned, check_name, save_vocabulary
 from tagger.learn.collect import LEVELS, UNGROUPED, collect
 from tagger.learn.evaluate import cross_validate
 from tagger.learn.fit import fit_head
-from tagger.model import ModelCard
+from tagger.model import HeadRole, ModelCard
 from tagger.store import Database
 from tagger.walk import canonical_path
 
-__all__ = ["LabelFigures", "Learned", "check_name", "learn_vocabulary", "save_vocabulary"]
+__all__ = [
+    "DEFAULT_NAMES",
+    "FIELDS",
+    "LabelFigures",
+    "Learned",
+    "check_name",
+    "field_role",
+    "learn_vocabulary",
+    "save_vocabulary",
+]
 
-DEFAULT_NAME = "mine"
+#: The name saved under when none is given, per field: a mood vocabulary never lands on the genres' file.
+DEFAULT_NAMES: dict[HeadRole, str] = {"genre": "mine", "mood": "mymoods"}
+DEFAULT_NAME = DEFAULT_NAMES["genre"]
 DEFAULT_MIN_TRACKS = 20
 DEFAULT_F1_FLOOR = 0.5
 MAX_FOLDS = 5
-FIELDS = ("genre",)  # the only tag field the database keeps per track (Track.user_genres)
+FIELDS: tuple[HeadRole, ...] = ("genre", "mood")  # the tag fields the database keeps per track (Track.user_*)
+
+
+def field_role(field: str) -> HeadRole:
+    """``"genre"`` or ``"mood"``: the tag field the labels come from is the saved head's role."""
+    for role in FIELDS:
+        if field == role:
+            return role
+    raise ValueError(f"field {field!r}: the database keeps only {', '.join(FIELDS)} per track")
 
 
 def learn_vocabulary(
@@ -68,7 +90,7 @@ def learn_vocabulary(
     card: ModelCard,
     roots: Sequence[str | Path] = (),
     *,
-    name: str = DEFAULT_NAME,
+    name: str | None = None,
     min_tracks: int = DEFAULT_MIN_TRACKS,
     f1_floor: float = DEFAULT_F1_FLOOR,
     field: str = "genre",
@@ -76,17 +98,17 @@ def learn_vocabulary(
 ) -> Learned:
     """Collect labels, cross-validate grouped by album/artist/folder, refuse what cannot be learned, fit the rest.
 
-    Writes nothing (``--dry-run`` is this alone).
+    ``field``: ``"genre"`` or ``"mood"``, the owner's tags the labels come from and the saved head's role
+    (``rules``, the ``[genres]`` settings, apply to genres only). Writes nothing (``--dry-run`` is this alone).
     """
-    if field not in FIELDS:
-        raise ValueError(f"field {field!r}: the database keeps only {', '.join(FIELDS)} per track")
+    role = field_role(field)
     if card.embedding_output is None:
         raise ValueError(f"model {card.model_id} has no embedding output: nothing to learn from")
-    data = collect(db, card.model_id, roots, rules)
+    data = collect(db, card.model_id, roots, rules, role)
     learned = Learned(
-        name=name,
+        name=name or DEFAULT_NAMES[role],
         model_id=card.model_id,
-        tag_field=field,
+        tag_field=role,
         min_tracks=min_tracks,
         f1_floor=f1_floor,
         labels=[],

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from tagger.files import write_json_atomically
-from tagger.model import Head, ModelCard
-from tagger.vocabulary import CARD_KIND, CARD_SCHEMA_VERSION, EmbeddingHead
+from tagger.model import Head, HeadRole, ModelCard
+from tagger.vocabulary import CARD_KIND, CARD_SCHEMA_VERSION, EmbeddingHead, learned_role
 
 
 @dataclass
@@ -19,7 +19,7 @@ class LabelFigures:
     """One label's cross-validated figures (or why it was refused)."""
 
     label: str  # the normalised key
-    genre: str  # the text written into files
+    name: str  # the text written into files (the genre or mood as the owner spells it)
     tracks: int
     folders: int
     precision: float | None = None
@@ -37,6 +37,11 @@ class LabelFigures:
     def learned(self) -> bool:
         return not self.refused
 
+    def to_dict(self, role: HeadRole) -> dict[str, Any]:
+        """The figures with the name under its role (``"genre": "Drone"``, ``"mood": "Calm"``)."""
+        data = asdict(self)
+        return {"label": data.pop("label"), role: data.pop("name"), **data}
+
 
 @dataclass
 class Learned:
@@ -44,12 +49,12 @@ class Learned:
 
     name: str
     model_id: str
-    tag_field: str  # the tag field the labels came from
+    tag_field: HeadRole  # the tag field the labels came from: the saved head's role
     min_tracks: int
     f1_floor: float
     labels: list[LabelFigures]  # every label seen, learned and refused
-    tracks: int = 0  # tracks with a genre tag and an embedding: the training set
-    untagged: int = 0  # tracks with an embedding and no genre tag: what the head would tag
+    tracks: int = 0  # tracks with a tag in the field and an embedding: the training set
+    untagged: int = 0  # tracks with an embedding and no tag in the field: what the head would tag
     no_embedding: int = 0  # tagged tracks without an embedding from this model (scan them with it)
     folders: int = 0
     groups: int = 0
@@ -74,7 +79,8 @@ class Learned:
             labels=tuple(f.label for f in kept),
             task="multilabel",
             thresholds={f.label: float(f.threshold or 0.5) for f in kept},
-            tag_names={f.label: f.genre for f in kept},
+            tag_names={f.label: f.name for f in kept},
+            role=self.tag_field,
         )
 
     def grouping_text(self) -> str:
@@ -96,8 +102,8 @@ class Learned:
             "folds": self.folds,
             "min_tracks": self.min_tracks,
             "f1_floor": self.f1_floor,
-            "learned": [asdict(f) for f in self.learned],
-            "refused": [asdict(f) for f in self.refused],
+            "learned": [f.to_dict(self.tag_field) for f in self.learned],
+            "refused": [f.to_dict(self.tag_field) for f in self.refused],
         }
 
     def to_card(self, version: int, learned_at: datetime) -> dict[str, Any]:
@@ -123,8 +129,8 @@ class Learned:
                 "groups": self.groups,
                 "min_tracks": self.min_tracks,
                 "f1_floor": self.f1_floor,
-                "labels": [asdict(f) for f in self.learned],
-                "refused": [asdict(f) for f in self.refused],
+                "labels": [f.to_dict(self.tag_field) for f in self.learned],
+                "refused": [f.to_dict(self.tag_field) for f in self.refused],
             },
             "sources": {"roots": self.roots, "untagged_tracks": self.untagged},
         }
@@ -133,12 +139,18 @@ class Learned:
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 
 
-def check_name(name: str, card: ModelCard) -> None:
-    """A plain file-name-safe word that does not shadow one of the model's heads or a saved version."""
+def check_name(name: str, card: ModelCard, directory: Path | None = None, role: HeadRole = "genre") -> None:
+    """A plain file-name-safe word that does not shadow one of the model's heads, nor a vocabulary of
+    another role saved in ``directory`` (learning moods as ``mine`` would replace the genres ``mine``)."""
     if not _NAME.match(name):
         raise ValueError(f"vocabulary name {name!r}: use letters, digits, '-' or '_' (at most 48)")
     if name in card.heads:
         raise ValueError(f"vocabulary name {name!r} is one of the model's own vocabularies")
+    saved = None if directory is None else learned_role(directory / f"{name}.json")
+    if saved is not None and saved != role:
+        raise ValueError(
+            f"vocabulary name {name!r} is your learned {saved} vocabulary: pick another --vocabulary for {role}s"
+        )
 
 
 def save_vocabulary(learned: Learned, directory: Path, now: datetime | None = None) -> Path:

@@ -12,6 +12,7 @@ from sqlalchemy import and_, select
 
 from tagger.errors import TaggerError
 from tagger.genres import GenreNormaliser, GenreRules
+from tagger.model import HeadRole
 from tagger.store import Database, Result, Track, TrackStatus
 from tagger.store.embedding import embedding_from_bytes
 from tagger.store.queries import is_latest_result
@@ -52,27 +53,35 @@ class TrainingSet:
     no_embedding: int = 0
 
 
+#: Where each role's labels come from: the owner's own values of that field, read at scan time (never ours).
+OWNER_VALUES = {"genre": Track.user_genres, "mood": Track.user_moods}
+
+
 def collect(
-    db: Database, model_id: str, roots: Sequence[str | Path] = (), rules: GenreRules | None = None
+    db: Database,
+    model_id: str,
+    roots: Sequence[str | Path] = (),
+    rules: GenreRules | None = None,
+    role: HeadRole = "genre",
 ) -> TrainingSet:
-    """Tagged tracks under ``roots`` with their latest embedding from ``model_id`` (others are refused);
-    their genres named through ``rules`` (the ``[genres.map]`` aliases)."""
+    """Tracks under ``roots`` tagged in ``role``'s field, with their latest embedding from ``model_id``
+    (others are refused); genres named through ``rules`` (the ``[genres.map]`` aliases), moods as spelled."""
     wanted = [canonical_path(root) for root in roots]
     latest = is_latest_result(model_id=model_id, with_embedding=True)
     query = (
-        select(Track.path, Track.user_genres, Result.embedding)
+        select(Track.path, OWNER_VALUES[role], Result.embedding)
         .outerjoin(Result, and_(Result.track_id == Track.id, latest))
         .where(Track.status != TrackStatus.GONE)
         .order_by(Track.path)
     )
-    normaliser = GenreNormaliser(rules)
+    normaliser = GenreNormaliser(rules if role == "genre" else None, role)
     data = TrainingSet([], [], np.zeros((0, 0), np.float32), [], normaliser)
     vectors: list[np.ndarray] = []
     with db.session() as session:
-        for path, user_genres, embedding in session.execute(query):
+        for path, owners, embedding in session.execute(query):
             if wanted and not is_under(path, wanted):
                 continue
-            labels = normaliser.labels(user_genres or [])
+            labels = normaliser.labels(owners or [])
             vector = embedding_from_bytes(embedding)
             if vector is None:
                 data.no_embedding += bool(labels)
