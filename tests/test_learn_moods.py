@@ -297,11 +297,6 @@ def test_scans_write_the_learned_moods_from_the_stored_embeddings(
 
 
 @pytest.mark.model
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs stored_analyses(..., moods=library.moods) to re-decide results older than a learned mood "
-    "vocabulary's learned_at, as it does for a learned genre vocabulary (moods-runtime: store/retag.py, scan.py)",
-)
 def test_a_mood_vocabulary_learned_again_is_applied_by_the_next_scan(mood_library: dict, tiny_card: ModelCard) -> None:
     root, database = mood_library["root"], mood_library["db"]
     first = _scan(database, tiny_card, root, mood_vocabulary="mymoods")
