@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from tagger import audio
@@ -279,6 +279,25 @@ def test_a_crash_between_the_pending_and_the_applied_write_is_recovered_for_both
     assert open_tags(path).read("mood") == ["Happy"] and open_tags(path).read("genre") == ["chimes"]
     assert [(role, status) for role, _, _, _, status in writes(database)] == [("genre", "applied"), ("mood", "applied")]
     database.dispose()
+
+
+def test_results_without_mood_scores_get_their_moods_once_when_the_model_gains_a_mood_head(
+    tmp_path: Path, database: Database
+) -> None:
+    """What an upgrade does: a library scanned before moods (no mood head, or rows older than 0005) is classified
+    once more by the next scan, which writes the moods, and skipped after that."""
+    path = one_track(tmp_path, genre="techno")
+    without = ModelCard.load(mood_card_path(tmp_path / "cards", without_mood_head=True))
+    with_moods = ModelCard.load(mood_card_path(tmp_path / "cards"))
+    assert without.model_id == with_moods.model_id
+    first = run_scan(database, without, tmp_path / "music")
+    assert first.counts == {Outcome.TAGGED: 1} and not first.mood_counts
+    with database.session() as session:  # stored as SQL NULL, like the rows the 0005 migration adds the column to
+        assert session.scalar(select(func.count()).select_from(Result).where(Result.moods.is_(None))) == 1
+    upgraded = run_scan(database, with_moods, tmp_path / "music")
+    assert upgraded.counts == {Outcome.UNCHANGED: 1} and upgraded.mood_counts == {Outcome.TAGGED: 1}
+    assert open_tags(path).read("mood") == [GENRE_MOODS["techno"]]
+    assert run_scan(database, with_moods, tmp_path / "music").counts == {Outcome.SKIPPED: 1}
 
 
 def test_changing_mood_options_re_decides_from_the_stored_scores(

@@ -97,8 +97,9 @@ class Result(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float16 bytes, mean over windows
     decided_with: Mapped[str | None] = mapped_column(String(128))  # TagOptions.decided_with; None: unknown (old row)
     # The mood decision: {vocabulary, scores (every label's mean), ranked, chosen, confident, abstained[, valence,
-    # arousal]}; None: no moods computed (moods off, no mood head, or a row from before 0005).
-    moods: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # arousal]}; None: no moods computed (moods off, no mood head, or a row from before 0005). Stored as SQL NULL
+    # (not JSON null) in every case, so a scan that writes moods finds every result lacking them in one query.
+    moods: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     track: Mapped[Track] = relationship(back_populates="results")

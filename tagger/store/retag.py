@@ -145,7 +145,13 @@ def _without_mood_scores(
     query = (
         select(Track.path, Result.moods)
         .join(Result, and_(Result.track_id == Track.id, is_latest_result()))
-        .where(Track.status == TrackStatus.DONE, Result.model_id == model_id, _redecided(vocabulary, decided_with))
+        .where(
+            Track.status == TrackStatus.DONE,
+            Result.model_id == model_id,
+            # No mood scores stored (moods were off, the model had no mood head, a row from before 0005): only the
+            # audio gives them, once.
+            or_(_redecided(vocabulary, decided_with), Result.moods.is_(None)),
+        )
     )
     if paths is not None:
         query = query.where(Track.path.in_(paths))
