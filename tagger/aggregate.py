@@ -61,12 +61,12 @@ def aggregate(
             return TrackGenres(head.name, tuple(scores[:k]), (), confident=False, refused=True)
         scores = allowed
     ranked = tuple(scores[:k])
+    if head.abstain_below is not None and scores[0].confidence < head.abstain_below:
+        return TrackGenres(head.name, ranked, (), confident=False, abstained=True)
     if head.task == "multilabel":
         passing = [
             score for score in scores if score.confidence >= max(head.thresholds.get(score.label, 0.5), min_confidence)
         ][:k]
-        if head.abstain_below is not None and scores[0].confidence < head.abstain_below:
-            return TrackGenres(head.name, ranked, (), confident=False, abstained=True)
         chosen = tuple(score.genre for score in passing)
         return TrackGenres(head.name, ranked, chosen, confident=bool(chosen), abstained=not chosen)
     chosen = tuple(score.genre for score in ranked if score.confidence >= min_confidence)
