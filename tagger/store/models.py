@@ -72,6 +72,8 @@ class Track(Base):
     # The genre field as the last scan left it (read, or our write once applied): what the file says after the
     # policy. None: not known (a row from before 0004, or tags never read).
     file_genres: Mapped[list[str] | None] = mapped_column(JSON)
+    user_moods: Mapped[list[str] | None] = mapped_column(JSON)  # the owner's own MOOD values, never ours
+    file_moods: Mapped[list[str] | None] = mapped_column(JSON)  # the MOOD field as the last scan left it (0005)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -94,6 +96,9 @@ class Result(Base):
     windows: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"starts": [s], "probabilities": [[p]]}
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float16 bytes, mean over windows
     decided_with: Mapped[str | None] = mapped_column(String(128))  # TagOptions.decided_with; None: unknown (old row)
+    # The mood decision: {vocabulary, scores (every label's mean), ranked, chosen, confident, abstained[, valence,
+    # arousal]}; None: no moods computed (moods off, no mood head, or a row from before 0005).
+    moods: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     track: Mapped[Track] = relationship(back_populates="results")
@@ -107,14 +112,15 @@ class TagWriteStatus:
 
 
 class TagWrite(Base):
-    """A genre write into a file, with the value it replaced, so it can be restored."""
+    """A write of one role (genre or mood) into a file, with the value it replaced, so it can be restored."""
 
     __tablename__ = "tag_writes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
     result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id", ondelete="SET NULL"))
-    field: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(8), default="genre", server_default="genre")  # tagger.tags.Role
+    field: Mapped[str] = mapped_column(String(32))  # the native field of that role in this file (TCON, MOOD, ...)
     previous: Mapped[list[str]] = mapped_column(JSON)
     new: Mapped[list[str]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=TagWriteStatus.PENDING, index=True)
