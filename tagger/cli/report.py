@@ -119,7 +119,7 @@ def playlists(
     by: Annotated[
         str | None,
         typer.Option(
-            help="genre: a playlist per genre; album-genre: whole albums by their genre",
+            help="genre: a playlist per genre; album-genre: whole albums by their genre; mood: a playlist per mood",
             show_default="config, else genre",
         ),
     ] = None,
@@ -131,7 +131,8 @@ def playlists(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON")] = False,
 ) -> None:
-    """One .m3u8 per genre of the classified tracks, paths relative to the playlist (media servers import them).
+    """One .m3u8 per genre (or mood) of the classified tracks, paths relative to the playlist (media servers import
+    them).
 
     Only playlists this tool made (marked by a #GENRE-TAGGER line) are rewritten or removed.
     """
