@@ -1,4 +1,20 @@
-"""Read and write genre tags, one storage style per tag family (after beets' mediafile).
+"""Read and write genre and mood tags, one storage style per tag family (after beets' mediafile).
+
+Two roles are written, each one native field per file (:data:`Role`; ``tags.field_name(role)``):
+
+=============================  ===========  ==========================================
+family (formats)               ``"genre"``  ``"mood"``
+=============================  ===========  ==========================================
+ID3 (MP3, WAV, AIFF)           ``TCON``     ``TMOO`` (ID3v2.4), ``TXXX:MOOD`` (ID3v2.3)
+Vorbis (FLAC, Ogg, Opus)       ``GENRE``    ``MOOD``
+MP4 (M4A)                      ``©gen``     ``----:com.apple.iTunes:MOOD``
+ASF (WMA)                      ``WM/Genre`` ``WM/Mood``
+=============================  ===========  ==========================================
+
+``read(role)``, ``read_all(role)``, ``as_stored(values, role)`` and ``write({role: values, ...})``
+(one atomic rewrite for every role named, only their fields change) work alike for both;
+``read_genres``, ``read_all_genres``, ``write_genres``, ``as_stored(genres)`` and ``field`` are the
+genre role's shorthands.
 
 ``open_tags(path)`` picks the family by the file's *content*, using the same ``score``
 functions ``mutagen.File`` uses but without the file name first, so a FLAC named ``.mp3``
@@ -11,7 +27,7 @@ naming the file and a short reason:
 * TagReadError - the content looks like a supported format but mutagen cannot read it
   (corrupt/huge/truncated tags or headers), or the file cannot be read at all.
 
-Writing is described in :mod:`tagger.tags.safe_write` (atomic replace, only the genre changes).
+Writing is described in :mod:`tagger.tags.safe_write` (atomic replace, only the fields written change).
 """
 
 from __future__ import annotations
@@ -49,7 +65,7 @@ from mutagen.wavpack import WavPack
 from tagger.errors import TagReadError, UnsupportedFormatError
 from tagger.files import SUPPORTED_EXTENSIONS, NotRegularFileError, open_regular
 from tagger.tags.asf import ASFGenreTags
-from tagger.tags.base import FileIdentity, FormatOptions, GenreTags
+from tagger.tags.base import ROLES, FileIdentity, FormatOptions, GenreTags, Role
 from tagger.tags.id3 import ID3GenreTags
 from tagger.tags.mp4 import MP4GenreTags
 from tagger.tags.reasons import reason_for
@@ -58,12 +74,14 @@ from tagger.tags.vorbis import VorbisGenreTags
 
 __all__ = [
     "FAMILIES",
+    "ROLES",
     "SUPPORTED_EXTENSIONS",
     "TEMP_MARKER",
     "ASFGenreTags",
     "GenreTags",
     "ID3GenreTags",
     "MP4GenreTags",
+    "Role",
     "VorbisGenreTags",
     "open_tags",
 ]
@@ -89,7 +107,7 @@ def open_tags(
 
     ``id3_version`` (3 or 4) is the ID3v2 version for files that get a new tag; existing
     v2.3/v2.4 tags keep theirs (see :mod:`tagger.tags.id3`). ``id3_separator`` joins several
-    genres in an ID3v2.3 TCON. ``hardlinks``: "keep" writes a hard-linked file in place, "break"
+    genres (moods) in an ID3v2.3 TCON (TXXX:MOOD). ``hardlinks``: "keep" writes a hard-linked file in place, "break"
     replaces it (see :mod:`tagger.tags.safe_write`).
     """
     if id3_version not in (3, 4):

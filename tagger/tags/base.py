@@ -1,10 +1,14 @@
 """The storage-style base class: what every tag family provides, and the checks common to all.
 
 Every tag family (ID3, Vorbis comments, MP4, ASF) is a subclass of :class:`GenreTags` that only
-knows how to find, set and list tags in a loaded mutagen object. :meth:`GenreTags.write_genres`
-edits a temp copy through those hooks and proves that only the genre changed; everything that
-touches the disk (the copy, the swap, hard links, other writers) lives in
-:mod:`tagger.tags.safe_write`, so that the safety rules hold for every format alike.
+knows how to find, set and list tags in a loaded mutagen object. The tool writes two *roles*,
+each one native field per file (:data:`Role`): ``"genre"`` and ``"mood"``; the family says which
+field a role is in this file (:meth:`GenreTags.field_name`). :meth:`GenreTags.write` edits a temp
+copy through the hooks, the named roles' fields in one rewrite, and proves that only those fields
+changed (every other tag, the other role's field included, is unchanged); everything that touches
+the disk (the copy, the swap, hard links, other writers) lives in :mod:`tagger.tags.safe_write`, so
+that the safety rules hold for every format and role alike. ``read_genres``, ``write_genres``,
+``as_stored(genres)`` and ``field`` are the genre role's shorthands.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 from mutagen import FileType
 
@@ -25,6 +29,11 @@ from tagger.errors import FileError, TagReadError, TagWriteError
 from tagger.tags.reasons import reason_for
 from tagger.tags.safe_write import check_writable, resolve_target, rewrite_atomically
 from tagger.tags.secondary import genres_in
+
+Role = Literal["genre", "mood"]
+"""What a field is for: the genres, or the moods (happy, sad, ...) of the track."""
+
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 @dataclass(frozen=True)
@@ -55,15 +64,15 @@ class FileIdentity:
 
 
 class GenreTags(ABC):
-    """Genre access for one opened file; subclasses are storage styles, one per tag family.
+    """Genre and mood access for one opened file; subclasses are storage styles, one per tag family.
 
     The object keeps the tags as read by :func:`tagger.tags.open_tags` (or after the last
-    successful write); ``read_*`` methods answer from that snapshot, ``write_genres`` re-reads
-    the file on disk, so a write never puts back stale values of other tags.
+    successful write); ``read*`` methods answer from that snapshot, ``write`` re-reads the file
+    on disk, so a write never puts back stale values of other tags.
     """
 
-    field: ClassVar[str]
-    """The native field name written, e.g. ``"TCON"``."""
+    fields: ClassVar[Mapping[Role, str]]
+    """The native field each role is written in, e.g. ``{"genre": "TCON", "mood": "TMOO"}``."""
 
     kinds: ClassVar[Mapping[type[FileType], str]]
     """mutagen classes this family handles -> the ``format`` name reported."""
@@ -81,58 +90,67 @@ class GenreTags(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, format={self.format!r})"
 
-    # ----------------------------------------------------------------- public API
+    # ----------------------------------------------------------------- public API, any role
 
-    def read_genres(self) -> list[str]:
-        """Current genre values ([] if none), as the format stores them."""
+    def field_name(self, role: Role) -> str:
+        """The native field ``role`` is written in, in this file (``"TCON"``, ``"TXXX:MOOD"``, ...)."""
+        return self._field_of(self._audio, _checked(role))
+
+    def read(self, role: Role) -> list[str]:
+        """The values of ``role``'s field ([] if none), as the format stores them."""
+        role = _checked(role)
         try:
-            return [value for value in self._genres_of(self._audio) if value]
+            return [value for value in self._values_of(self._audio, role) if value]
+        except FileError:
+            raise
         except Exception as exc:  # odd values in a tag mutagen accepted: still a read error, not a crash
             raise TagReadError(self.path, reason_for(exc)) from exc
 
-    def read_other_tags(self) -> dict[str, list[str]]:
-        """Every non-genre tag as text (binary values as a digest), for tests and verification."""
+    def read_all(self, role: Role) -> list[str]:
+        """Every value of ``role`` the file carries: its field's, then those of tags this family reads
+        but never writes (genre: ID3v1, APEv2, RIFF INFO, ...; mood: the other ID3 spelling, ...), once each."""
+        out = self.read(role)
+        seen = {value.casefold() for value in out}
         try:
-            return self._others_of(self._audio)
+            more = self._other_spellings_of(self._audio, role)
+        except FileError:
+            raise
         except Exception as exc:
             raise TagReadError(self.path, reason_for(exc)) from exc
-
-    def read_secondary_genres(self) -> list[str]:
-        """Genres in tags this family reads but never writes (ID3v1, APEv2, RIFF INFO, ...), read now."""
-        try:
-            return genres_in(self._kept_blocks(self.path))
-        except OSError as exc:
-            raise TagReadError(self.path, reason_for(exc)) from exc
-
-    def read_all_genres(self) -> list[str]:
-        """Every genre the file carries: the written field's, then the secondary tags' not already there."""
-        out = self.read_genres()
-        seen = {genre.casefold() for genre in out}
-        for genre in self.read_secondary_genres():
-            if genre.casefold() not in seen:
-                seen.add(genre.casefold())
-                out.append(genre)
+        if role == "genre":
+            more += self.read_secondary_genres()
+        for value in more:
+            if value and value.casefold() not in seen:
+                seen.add(value.casefold())
+                out.append(value)
         return out
 
-    def as_stored(self, genres: list[str]) -> list[str]:
-        """What ``read_genres()`` returns after ``write_genres(genres)``: compare against this.
+    def as_stored(self, values: list[str], role: Role = "genre") -> list[str]:
+        """What ``read(role)`` returns after writing ``values`` there: compare against this.
 
-        Values are stripped and de-duplicated, and an ID3v2.3 tag joins several genres into one
-        value, so the list read back is not always the list written.
+        Values are stripped and de-duplicated, and an ID3v2.3 tag joins several values into one,
+        so the list read back is not always the list written.
         """
-        return self._stored_values(clean_genres(self.path, genres))
+        role = _checked(role)
+        return self._stored_values(clean_values(self.path, values, role), role)
 
-    def write_genres(self, genres: list[str]) -> None:
-        """Replace the genre field with ``genres`` (``[]`` removes it); nothing else changes.
+    def write(self, changes: Mapping[Role, list[str]]) -> None:
+        """Replace each named role's field with its values (``[]`` removes it), in one rewrite of the file.
 
-        Raises TagWriteError (file untouched) when the file cannot or must not be written.
+        Only those fields change: every other tag, the field of a role not named included, is proven
+        unchanged, and each field written is read back. Nothing named, nothing done. Raises
+        TagWriteError (file untouched) when the file cannot or must not be written.
         """
-        wanted = clean_genres(self.path, genres)
+        if isinstance(changes, str | bytes) or not isinstance(changes, Mapping):
+            raise TypeError("changes must map roles to lists of values")
+        wanted = {_checked(role): clean_values(self.path, values, role) for role, values in changes.items()}
+        if not wanted:
+            return
         target, current = self._writable_target()
-        expected = self._stored_values(wanted)
+        expected = {role: self._stored_values(values, role) for role, values in wanted.items()}
         if current == self._identity and not self._needs_conversion():
             with contextlib.suppress(FileError):
-                if self.read_genres() == expected:
+                if all(self.read(role) == values for role, values in expected.items()):
                     return  # nothing would change; don't rewrite the file
         reread = rewrite_atomically(
             self.path,
@@ -144,6 +162,46 @@ class GenreTags(ABC):
         with contextlib.suppress(OSError):  # if this fails, a later write refuses ("replaced") - safe
             self._identity = FileIdentity.of(os.stat(target))
 
+    def read_other_tags(self, besides: Iterable[Role] = ("genre",)) -> dict[str, list[str]]:
+        """Every tag but the fields of the roles ``besides``, as text (binary values as a digest).
+
+        For tests and verification: a write of those roles leaves exactly this unchanged.
+        """
+        roles = frozenset(_checked(role) for role in besides)
+        try:
+            return self._others_of(self._audio, roles)
+        except Exception as exc:
+            raise TagReadError(self.path, reason_for(exc)) from exc
+
+    # ----------------------------------------------------------------- the genre role's shorthands
+
+    @property
+    def field(self) -> str:
+        """The native genre field, e.g. ``"TCON"``."""
+        return self.field_name("genre")
+
+    def read_genres(self) -> list[str]:
+        """Current genre values ([] if none), as the format stores them."""
+        return self.read("genre")
+
+    def read_secondary_genres(self) -> list[str]:
+        """Genres in tags this family reads but never writes (ID3v1, APEv2, RIFF INFO, ...), read now."""
+        try:
+            return genres_in(self._kept_blocks(self.path))
+        except OSError as exc:
+            raise TagReadError(self.path, reason_for(exc)) from exc
+
+    def read_all_genres(self) -> list[str]:
+        """Every genre the file carries: the written field's, then the secondary tags' not already there."""
+        return self.read_all("genre")
+
+    def write_genres(self, genres: list[str]) -> None:
+        """Replace the genre field with ``genres`` (``[]`` removes it); nothing else changes.
+
+        Raises TagWriteError (file untouched) when the file cannot or must not be written.
+        """
+        self.write({"genre": genres})
+
     # ----------------------------------------------------------------- storage style hooks
 
     @classmethod
@@ -151,21 +209,34 @@ class GenreTags(ABC):
         """Load ``filename`` as ``kind`` the way this family wants it read (e.g. untranslated ID3)."""
         return kind(filename)
 
-    @abstractmethod
-    def _genres_of(self, audio: FileType) -> list[str]:
-        """Genre values in ``audio`` exactly as stored."""
+    def _field_of(self, audio: FileType, role: Role) -> str:
+        """The native field ``role`` is written in, in ``audio`` (some families depend on the tag)."""
+        return self.fields[role]
 
     @abstractmethod
-    def _apply(self, audio: FileType, genres: list[str]) -> None:
-        """Set (or with ``[]`` remove) the genre field in the loaded ``audio``; no disk access."""
+    def _values_of(self, audio: FileType, role: Role) -> list[str]:
+        """The values of ``role``'s field in ``audio`` exactly as stored."""
+
+    def _other_spellings_of(self, audio: FileType, role: Role) -> list[str]:
+        """Values of ``role`` in ``audio``'s other fields that mean the same and are never written."""
+        return []
+
+    def _prepare(self, audio: FileType) -> None:
+        """Make ``audio`` ready for ``_apply`` (give it a tag, convert its version); once per write."""
+        if audio.tags is None:
+            audio.add_tags()
 
     @abstractmethod
-    def _others_of(self, audio: FileType) -> dict[str, list[str]]:
-        """Every non-genre tag of ``audio``, normalised to text."""
+    def _apply(self, audio: FileType, role: Role, values: list[str]) -> None:
+        """Set (or with ``[]`` remove) ``role``'s field in the loaded ``audio``; no disk access."""
 
-    def _stored_values(self, genres: list[str]) -> list[str]:
-        """What ``read_genres`` returns after writing ``genres`` (formats may join values)."""
-        return list(genres)
+    @abstractmethod
+    def _others_of(self, audio: FileType, roles: frozenset[Role]) -> dict[str, list[str]]:
+        """Every tag of ``audio`` but the fields of ``roles``, normalised to text."""
+
+    def _stored_values(self, values: list[str], role: Role) -> list[str]:
+        """What ``read(role)`` returns after writing ``values`` (formats may join values)."""
+        return list(values)
 
     def _needs_conversion(self) -> bool:
         """True when writing must also change other tags' representation (e.g. ID3v2.2 -> v2.3)."""
@@ -194,22 +265,26 @@ class GenreTags(ABC):
         check_writable(self.path, target, st)
         return target, current
 
-    def _rewrite(self, tmp: Path, wanted: list[str], expected: list[str]) -> FileType:
-        """Edit the temp copy and prove that only the genre changed; returns the re-read copy."""
+    def _rewrite(self, tmp: Path, wanted: Mapping[Role, list[str]], expected: Mapping[Role, list[str]]) -> FileType:
+        """Edit the temp copy and prove that only the named roles' fields changed; returns the re-read copy."""
         audio = self.load(self._kind, str(tmp))
         converting = self._needs_conversion()
+        roles = frozenset(wanted)
         kept = self._kept_blocks(tmp)
-        before = self._others_of(audio)
-        self._apply(audio, wanted)
-        planned = self._others_of(audio)
+        before = self._others_of(audio, roles)
+        self._prepare(audio)
+        for role, values in wanted.items():
+            self._apply(audio, role, values)
+        planned = self._others_of(audio, roles)
         if not converting and planned != before:
             raise TagWriteError(self.path, f"refusing: other tags would change ({_diff_keys(before, planned)})")
         self._save(audio)
         reread = self.load(self._kind, str(tmp))
-        got = [value for value in self._genres_of(reread) if value]
-        if got != expected:
-            raise TagWriteError(self.path, f"verification failed: wrote {expected!r}, read back {got!r}")
-        after = self._others_of(reread)
+        for role, values in expected.items():
+            got = [value for value in self._values_of(reread, role) if value]
+            if got != values:
+                raise TagWriteError(self.path, f"verification failed: wrote {values!r}, read back {got!r}")
+        after = self._others_of(reread, roles)
         if after != planned:
             raise TagWriteError(self.path, f"verification failed: other tags changed ({_diff_keys(planned, after)})")
         now = self._kept_blocks(tmp)
@@ -217,6 +292,13 @@ class GenreTags(ABC):
             changed = sorted(name for name in kept.keys() | now.keys() if kept.get(name) != now.get(name))
             raise TagWriteError(self.path, f"verification failed: {', '.join(changed)} changed")
         return reread
+
+
+def _checked(role: object) -> Role:
+    """``role`` if it is one (a caller's typo must not write some other field)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    return role  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------- helpers for subclasses
@@ -245,24 +327,29 @@ def repr_digest(obj: object) -> str:
     return digest(_ENCODING_RE.sub("", repr(obj)).encode("utf-8", "surrogatepass"))
 
 
-def clean_genres(path: Path, genres: list[str]) -> list[str]:
+def clean_values(path: Path, values: list[str], role: Role = "genre") -> list[str]:
     """Strip, drop empties and duplicates; refuse values no tag format can hold."""
-    if isinstance(genres, str | bytes) or not isinstance(genres, Iterable):
-        raise TagWriteError(path, "genres must be a list of strings")
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise TagWriteError(path, f"{role}s must be a list of strings")
     out: list[str] = []
-    for genre in genres:
-        if not isinstance(genre, str):
-            raise TagWriteError(path, f"genre {genre!r} is not a string")
-        value = genre.strip()
+    for item in values:
+        if not isinstance(item, str):
+            raise TagWriteError(path, f"{role} {item!r} is not a string")
+        value = item.strip()
         if any(ord(char) < 32 or ord(char) == 127 for char in value):
-            raise TagWriteError(path, f"genre {value!r} contains a control character")
+            raise TagWriteError(path, f"{role} {value!r} contains a control character")
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise TagWriteError(path, f"genre {value!r} is not valid Unicode") from None
+            raise TagWriteError(path, f"{role} {value!r} is not valid Unicode") from None
         if value and value not in out:
             out.append(value)
     return out
+
+
+def clean_genres(path: Path, genres: list[str]) -> list[str]:
+    """:func:`clean_values` for the genre role."""
+    return clean_values(path, genres, "genre")
 
 
 def _diff_keys(a: Mapping[str, list[str]], b: Mapping[str, list[str]]) -> str:

@@ -5,7 +5,8 @@ Every tag family writes through :func:`rewrite_atomically`, so these rules hold 
 * The original is never opened for writing (a hard-linked one excepted, see the last point).
   :func:`rewrite_atomically` copies it to a hidden temp file in the same directory
   (``.<name>.tagger-tmp-XXXXXXXX``), mutagen edits the copy,
-  the copy is re-read and checked (genre is what we asked for, every other tag is unchanged,
+  the copy is re-read and checked (each field written - the genre, the mood - is what we asked for,
+  every other tag is unchanged,
   and every secondary tag the family never writes - ID3v1, APEv2, RIFF INFO, an ID3v2 tag in
   front of a FLAC - is byte-identical),
   synced to disk, given the original's permission bits / owner / extended attributes, and only
@@ -41,12 +42,15 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from tagger.errors import FileError, TagWriteError
 from tagger.files import open_regular
 from tagger.tags.leases import BEING_WRITTEN, NoWriters, take_write_lease
 from tagger.tags.reasons import reason_for
+
+if TYPE_CHECKING:
+    from tagger.tags.base import Role  # base imports this module
 
 TEMP_MARKER = ".tagger-tmp-"
 """Part of every temp file's name (see :func:`leftover_temps` for the exact pattern)."""
@@ -230,9 +234,10 @@ def write_in_place(path: Path, target: Path, source: Path, before: os.stat_resul
         os.close(fd)
 
 
-def finish_in_place(path: Path, genres: list[str]) -> None:
+def finish_in_place(path: Path, values: list[str], role: Role = "genre") -> None:
     """After a crash: a write in place of ``path`` that its staged copy outlived is written again from it
-    (the copy was verified and synced before the first byte), unless the file already holds ``genres``."""
+    (the copy was verified and synced before the first byte), unless the file's ``role`` field already
+    holds ``values`` (the write's new values of that role; the staged copy holds every role it wrote)."""
     with contextlib.suppress(OSError):
         target = Path(os.path.realpath(path))
         staged = staged_copy(target)
@@ -241,7 +246,7 @@ def finish_in_place(path: Path, genres: list[str]) -> None:
         from tagger.tags import open_tags  # the package imports this module
 
         with contextlib.suppress(FileError):
-            if open_tags(target).read_genres() == genres:
+            if open_tags(target).read(role) == values:
                 staged.unlink()
                 return
         with contextlib.suppress(FileError):
