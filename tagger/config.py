@@ -6,6 +6,8 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     db = "sqlite:////var/lib/genre-tagger/tagger.db"
     model = "musicnn"            # a shipped model's name, or a path to its .json card
     vocabulary = "genres"        # a head of the model (see `tagger classify --json`)
+    moods = true                 # write the MOOD field too, where the model has a mood head (false: never)
+    mood_vocabulary = "my-moods" # a learned mood vocabulary (`tagger learn`; omit: the model's mood head)
     policy = "keep"              # keep | overwrite | merge
     min_confidence = 0.3
     top_k = 1
@@ -89,6 +91,8 @@ class Settings:
     db: str | None = None  # None: $TAGGER_DB or the XDG data dir
     model: str | None = None  # None: the shipped default
     vocabulary: str | None = None
+    moods: bool = True  # decided and written where the model has a mood head or mood_vocabulary is set
+    mood_vocabulary: Annotated[str, MinLen(1)] | None = None
     policy: Policy = Policy.KEEP
     min_confidence: Annotated[float, Ge(0), Le(1)] = 0.0
     top_k: Count = 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,8 @@ class TrackAnalysis:
     window_starts: list[float]  # seconds
     probabilities: dict[str, np.ndarray]  # head -> (windows, labels)
     embedding: np.ndarray | None  # mean of the windows' embeddings
+    # Rebuilt from the database (tagger.store.retag): the stored mood decision, whose scores a re-decision reads.
+    stored_moods: dict[str, Any] | None = None
 
     def window_timeline(self, probabilities: np.ndarray) -> dict[str, list]:
         """JSON-ready per-window record kept in the database (one row, no starts, for a track-level head)."""

@@ -1,9 +1,11 @@
-"""The per-track step shared by ``scan`` and the daemon: a result is stored and its genre written.
+"""The per-track step shared by ``scan`` and the daemon: a result is stored and its genre and mood written.
 
-Order of writes for one track, so that a crash anywhere loses nothing:
-1. one transaction records the result and a *pending* tag write holding the previous value;
-2. the file is rewritten atomically (temp copy + rename, see :mod:`tagger.tags`);
-3. one transaction marks the write applied and refreshes the track's size/mtime/fingerprint.
+The genre and the mood (the card's mood head, or a learned mood vocabulary) are decided from the same analysis,
+each by the same rule (:func:`tagger.decision.decide_role`): its own proposal, the file's values of that role,
+our own last write of that role, the policy. Order of writes for one track, so that a crash anywhere loses nothing:
+1. one transaction records the result and a *pending* tag write per role written, holding its previous value;
+2. the file is rewritten once, atomically, both fields at a time (temp copy + rename, see :mod:`tagger.tags`);
+3. one transaction marks the writes applied and refreshes the track's size/mtime/fingerprint.
 A pending write found on the next start is checked against the file and finished or redone
 (:meth:`Library.recover`).
 """
@@ -15,77 +17,34 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tagger.aggregate import TrackGenres, aggregate
-from tagger.config import Settings
+from tagger.decision import FieldState, RoleDecision, decide_role, mood_record, stored_mood_rows
 from tagger.errors import FileError, TagReadError, TagWriteError, UnsupportedFormatError
-from tagger.genres import GenreRules
 from tagger.model import Head, ModelCard
 from tagger.pipeline import TrackAnalysis
-from tagger.policy import Policy, decide
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus, queries
 from tagger.store.db import insert_if_absent
 from tagger.store.embedding import embedding_to_bytes
-from tagger.tags import GenreTags, open_tags
+from tagger.tag_options import TagOptions as TagOptions  # its home before tagger.tag_options
+from tagger.tags import ROLES, GenreTags, Role, open_tags
 from tagger.tags.safe_write import finish_in_place, leftover_temps
 from tagger.track import (
     FileState,
     KnownState,
     Outcome,
+    RoleReport,
     TrackReport,
     is_unchanged,
     refresh_state,
     safe_fingerprint,
 )
-from tagger.vocabulary import Vocabulary, resolve_vocabulary
-
-
-@dataclass(frozen=True)
-class TagOptions:
-    """How results turn into tags (CLI flags and config)."""
-
-    policy: Policy = Policy.KEEP
-    min_confidence: float = 0.0
-    top_k: int = 1
-    dry_run: bool = False
-    tag_low_confidence: bool = False
-    vocabulary: str | None = None  # a model head or a learned vocabulary; None = the card's default
-    id3_version: int = 4
-    id3_separator: str = "; "
-    verify: bool = False  # re-read every write and report a mismatch
-    genres: GenreRules = field(default_factory=GenreRules)  # the owner's aliases, allow and ignore lists
-    hardlinks: str = "keep"  # keep: a hard-linked file is written in place; break: replaced (links become copies)
-
-    @property
-    def decided_with(self) -> str:
-        """The options a track's decision depends on, stored with its result: a scan with others re-decides
-        the track from that stored result (no decoding), one with the same ones skips it."""
-        return (
-            f"policy={self.policy.value} top_k={self.top_k} min_confidence={self.min_confidence:g} "
-            f"tag_low_confidence={int(self.tag_low_confidence)}"
-            + ("" if self.genres.empty else f" genres={self.genres.fingerprint()}")
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings, dry_run: bool = False, verify: bool = False) -> TagOptions:
-        """The options a config file and command line give (the daemon re-reads them on SIGHUP)."""
-        return cls(
-            policy=settings.policy,
-            min_confidence=settings.min_confidence,
-            top_k=settings.top_k,
-            dry_run=dry_run,
-            tag_low_confidence=settings.tag_low_confidence,
-            vocabulary=settings.vocabulary,
-            id3_version=settings.id3_version,
-            id3_separator=settings.id3_separator,
-            verify=verify,
-            genres=settings.genres,
-            hardlinks=settings.hardlinks,
-        )
+from tagger.vocabulary import Vocabulary, resolve_mood_vocabulary, resolve_vocabulary
 
 
 @dataclass(frozen=True)
@@ -105,10 +64,10 @@ class _Plan:
     state: FileState
     probabilities: np.ndarray
     genres: TrackGenres | None = None
-    existing: list[str] | None = None  # the written field's genres; None: the tags could not be read
-    owners: list[str] | None = None  # every genre the file carries (secondary tags too): what the policy keeps
-    ours: bool = False  # the file's genre is our own last write
-    write: tuple[GenreTags, list[str]] | None = None
+    moods: TrackGenres | None = None  # None: no mood decided (moods off, no mood head, no stored scores)
+    mood_rows: np.ndarray | None = None  # the mood head's (windows, labels) scores
+    fields: dict[Role, FieldState] = field(default_factory=dict)  # per role, as read; empty: the tags unreadable
+    write: tuple[GenreTags, dict[Role, list[str]]] | None = None
 
 
 class Library:
@@ -120,6 +79,9 @@ class Library:
         self.options = options or TagOptions()
         self.vocabulary: Vocabulary = resolve_vocabulary(card, self.options.vocabulary, db.url)
         self.head: Head = self.vocabulary.head
+        self.moods: Vocabulary | None = (
+            resolve_mood_vocabulary(card, self.options.mood_vocabulary, db.url) if self.options.moods else None
+        )
 
     # ------------------------------------------------------------------ track states
     # The store's queries (:mod:`tagger.store.queries`) on this library's database, for the scan and the daemon.
@@ -172,40 +134,61 @@ class Library:
         report = TrackReport(
             analysis.path, Outcome.UNCHANGED, proposed=list(plan.genres.chosen), confidence=plan.genres.top.confidence
         )
+        if self.moods is not None and (rows := self._mood_rows(analysis, self.moods)) is not None:
+            # One mood per track, the head's own abstain rule; the genre's thresholds and rules are the genre's.
+            plan.mood_rows, plan.moods = rows, aggregate(rows, self.moods.head, 1)
+            report.mood = RoleReport(Outcome.UNCHANGED, proposed=list(plan.moods.chosen),
+                                     confidence=plan.moods.top.confidence)  # fmt: skip
         if album is not None and album.far:
             own = aggregate(plan.probabilities, self.head, 1).top
             report.album_note = f"far from its album's genre: alone {own.genre} {own.confidence:.2f}"
         try:
             tags = self._open_tags(analysis.path)
-            plan.existing = tags.read_genres()
-            plan.owners = report.existing = tags.read_all_genres()
+            plan.fields = {role: FieldState(tags.read(role), tags.read_all(role)) for role in ROLES}
         except (TagReadError, UnsupportedFormatError) as error:
-            report.outcome, report.reason = Outcome.FAILED, f"cannot read tags: {error.reason}"
+            _fail(report, f"cannot read tags: {error.reason}")
             return self._store(plan, report)
+        report.existing = plan.fields["genre"].owners
+        if report.mood is not None:
+            report.mood.existing = plan.fields["mood"].owners
         with self.db.session() as session:
             track = session.scalar(select(Track).where(Track.path == str(analysis.path)))
-            plan.ours = track is not None and self._is_ours(session, track, plan.existing)
-        if not plan.genres.confident and not self.options.tag_low_confidence:
-            report.outcome, report.reason = Outcome.LOW_CONFIDENCE, _low_confidence_reason(plan.genres)
+            for role, values in plan.fields.items():
+                values.ours = track is not None and self._is_ours(session, track, role, values.existing)
+        proposals: list[tuple[Role, TrackGenres | None]] = [("genre", plan.genres), ("mood", plan.moods)]
+        decisions = {role: self._decide(role, made, plan.fields[role], tags) for role, made in proposals if made}
+        targets: dict[Role, list[str]] = {}
+        for role, decided in decisions.items():
+            side = _side(report, role)
+            side.outcome, side.reason = decided.outcome, decided.reason
+            if decided.target is not None:
+                targets[role] = side.proposed = decided.target
+        if not targets:
             return self._store(plan, report)
-        target = decide(plan.owners, list(plan.genres.chosen), self.options.policy, plan.ours)
-        if target is not None:
-            target = tags.as_stored(target)  # e.g. ID3v2.3 joins several genres into one value
-            if target == plan.existing:
-                target = None
-        if target is None:
-            kept = plan.owners and plan.owners != list(plan.genres.chosen) and not plan.ours
-            report.outcome = Outcome.KEPT if kept else Outcome.UNCHANGED
-            return self._store(plan, report)
-        report.proposed = target
         if self.options.dry_run:
-            report.outcome = Outcome.WOULD_TAG
+            for role in targets:
+                _side(report, role).outcome = Outcome.WOULD_TAG
             return report
-        plan.write = (tags, target)
+        plan.write = (tags, targets)
         return self._store(plan, report)
 
+    def _decide(self, role: Role, decision: TrackGenres, values: FieldState, tags: GenreTags) -> RoleDecision:
+        options = self.options
+        stored = lambda target: tags.as_stored(target, role)  # noqa: E731 - as the file will say it
+        return decide_role(decision, values, options.policy, options.tag_low_confidence, stored)
+
+    @staticmethod
+    def _mood_rows(analysis: TrackAnalysis, moods: Vocabulary) -> np.ndarray | None:
+        """The mood head's scores of this track: its windows', or the stored decision's when the analysis was
+        rebuilt from the database; None when neither has them (a result from before moods)."""
+        if not moods.needs_audio:
+            return None if analysis.embedding is None else moods.window_probabilities(analysis)
+        if moods.name in analysis.probabilities:
+            return moods.window_probabilities(analysis)
+        return stored_mood_rows(analysis.stored_moods, moods.head)
+
     def _store(self, plan: _Plan, report: TrackReport) -> TrackReport:
-        """One transaction: track + result (+ the pending tag write, which is then applied)."""
+        """One transaction: track + result (+ a pending tag write per role, which are then applied)."""
         if self.options.dry_run:
             return report
         analysis, genres = plan.analysis, plan.genres
@@ -216,10 +199,10 @@ class Library:
             track.fingerprint = safe_fingerprint(analysis.path, plan.state.size)
             track.duration = analysis.duration
             track.format = analysis.path.suffix.lower().lstrip(".")
-            if plan.owners is not None and not plan.ours:
-                track.user_genres = plan.owners
-            if plan.existing is not None:
-                track.file_genres = plan.existing  # until our write below is applied
+            for role, values in plan.fields.items():
+                if not values.ours:
+                    _set_values(track, role, values.owners, owners=True)
+                _set_values(track, role, values.existing)  # until our write below is applied
             result = Result(
                 track=track,
                 model_id=analysis.model_id,
@@ -232,42 +215,61 @@ class Library:
                 windows=analysis.window_timeline(plan.probabilities),
                 embedding=embedding_to_bytes(analysis.embedding),
                 decided_with=self.options.decided_with,
+                moods=self._mood_record(plan),
             )
             session.add(result)
             if plan.write is None:
                 track.status = TrackStatus.DONE
                 track.error = report.reason if report.outcome is Outcome.FAILED else None
                 return report
-            tags, target = plan.write
+            tags, targets = plan.write
             track.status = TrackStatus.PENDING
-            pending = TagWrite(track=track, result=result, field=tags.field, previous=plan.existing or [], new=target)
-            session.add(pending)
+            fields = {role: (tags.field_name(role), plan.fields[role].existing) for role in targets}
+            pending = [
+                TagWrite(
+                    track=track, result=result, role=role, field=fields[role][0], previous=fields[role][1], new=new
+                )
+                for role, new in targets.items()
+            ]
+            session.add_all(pending)
             session.flush()
-            write_id = pending.id
-        return self._apply_write(write_id, tags, target, report)
+            write_ids = [write.id for write in pending]
+        return self._apply_write(write_ids, tags, targets, report)
 
-    def _apply_write(self, write_id: int, tags: GenreTags, target: list[str], report: TrackReport) -> TrackReport:
+    def _mood_record(self, plan: _Plan) -> dict[str, Any] | None:
+        if plan.moods is None or plan.mood_rows is None or self.moods is None:
+            return None
+        return mood_record(plan.moods, plan.mood_rows, self.moods.head)
+
+    def _apply_write(
+        self, write_ids: list[int], tags: GenreTags, targets: dict[Role, list[str]], report: TrackReport
+    ) -> TrackReport:
         try:
-            tags.write_genres(target)
+            tags.write(targets)  # one rewrite of the file, every role at a time
             if self.options.verify:
-                reread = self._open_tags(tags.path).read_genres()
-                if reread != target:
-                    raise TagWriteError(tags.path, f"verify: the file says {reread} after writing {target}")
+                reread = self._open_tags(tags.path)
+                for role, target in targets.items():
+                    if (says := reread.read(role)) != target:
+                        raise TagWriteError(tags.path, f"verify: the file's {role} says {says} after writing {target}")
             error = None
-            report.outcome = Outcome.TAGGED
+            for role in targets:
+                _side(report, role).outcome = Outcome.TAGGED
         except (TagWriteError, OSError) as failure:
             error = failure.reason if isinstance(failure, TagWriteError) else str(failure)
-            report.outcome, report.reason = Outcome.FAILED, f"tag write not possible: {error}"
+            _fail(report, f"tag write not possible: {error}")
         with self.db.session() as session:
-            write = session.get(TagWrite, write_id)
-            assert write is not None
-            write.status = TagWriteStatus.FAILED if error else TagWriteStatus.APPLIED
-            write.error = error
-            track = write.track
+            track: Track | None = None
+            for write_id in write_ids:
+                write = session.get(TagWrite, write_id)
+                assert write is not None
+                write.status = TagWriteStatus.FAILED if error else TagWriteStatus.APPLIED
+                write.error = error
+                track = write.track
+                if not error:
+                    _set_values(track, write.role, write.new)
+            assert track is not None
             track.status = TrackStatus.DONE
-            track.error = report.reason or None
-            if not error:
-                track.file_genres = target
+            track.error = report.reason if report.outcome is Outcome.FAILED else None
             refresh_state(track)
             if error:
                 track.mtime_ns = None  # retried next run: making a file writable (chmod) leaves its mtime alone
@@ -292,50 +294,83 @@ class Library:
         return track
 
     @staticmethod
-    def _is_ours(session: Session, track: Track, existing: list[str]) -> bool:
+    def _is_ours(session: Session, track: Track, role: Role, existing: list[str]) -> bool:
+        """The field of ``role`` says what our last applied write of that role wrote."""
         last = session.scalar(
             select(TagWrite)
-            .where(TagWrite.track_id == track.id, TagWrite.status == TagWriteStatus.APPLIED)
+            .where(TagWrite.track_id == track.id, TagWrite.role == role, TagWrite.status == TagWriteStatus.APPLIED)
             .order_by(TagWrite.id.desc())
         )
         return last is not None and last.new == existing and bool(existing)
 
     # ------------------------------------------------------------------ crash recovery
     def recover(self) -> int:
-        """Finish tag writes a crash interrupted: applied if the file has them, else redo the track.
+        """Finish tag writes a crash interrupted: applied if the file has them, else redo the track. Returns
+        the tracks concerned (a track's genre and mood writes went into the file in one rewrite: one each).
 
         The temp copy such a write may have left next to the file is deleted: only a name the writer
         makes for that very file (:func:`tagger.tags.safe_write.leftover_temps`), and only here, under the
         writer lock, where no write of ours is in progress; a file merely named like one is not touched.
         """
-        fixed = 0
         with self.db.writer_lock(), self.db.session() as session:
+            pending: dict[int, list[TagWrite]] = {}
             for write in session.scalars(select(TagWrite).where(TagWrite.status == TagWriteStatus.PENDING)):
-                track = write.track
-                finish_in_place(Path(track.path), write.new)
+                pending.setdefault(write.track_id, []).append(write)
+            for writes in pending.values():
+                track = writes[0].track
+                for write in writes:  # the staged copy holds every role: the first call finishes it
+                    finish_in_place(Path(track.path), write.new, _role(write.role))
                 for leftover in leftover_temps(Path(os.path.realpath(track.path))):
                     with contextlib.suppress(OSError):
                         leftover.unlink()
                 try:
-                    current = self._open_tags(track.path).read_genres()
+                    tags: GenreTags | None = self._open_tags(track.path)
                 except (FileError, OSError):
-                    current = None
-                if current == write.new:
-                    write.status = TagWriteStatus.APPLIED
-                    track.status = TrackStatus.DONE
-                    track.file_genres = current
-                    refresh_state(track)
-                else:
-                    session.delete(write)
+                    tags = None
+                redo = False
+                for write in writes:
+                    if tags is not None and tags.read(_role(write.role)) == write.new:
+                        write.status = TagWriteStatus.APPLIED
+                        _set_values(track, write.role, write.new)
+                    else:
+                        session.delete(write)
+                        redo = True
+                if redo:
                     track.status = TrackStatus.PENDING  # the next scan classifies and writes again
-                fixed += 1
-        return fixed
+                else:
+                    track.status = TrackStatus.DONE
+                    refresh_state(track)
+        return len(pending)
 
 
-def _low_confidence_reason(genres: TrackGenres) -> str:
-    """Why nothing was written: an abstaining head lists its ranked candidates ("uncertain: Rock 0.62, Pop 0.55")."""
-    if genres.refused:
-        return f"no allowed genre (model: {genres.top.genre} {genres.top.confidence:.2f})"
-    if genres.abstained:
-        return "uncertain: " + ", ".join(f"{s.genre} {s.confidence:.2f}" for s in genres.ranked)
-    return f"confidence {genres.top.confidence:.2f}"
+def _role(name: str) -> Role:
+    """A stored ``tag_writes.role`` as the tags API takes it."""
+    return "mood" if name == "mood" else "genre"
+
+
+def _side(report: TrackReport, role: Role) -> TrackReport | RoleReport:
+    """Where ``report`` says what happened to ``role``: the genre's is the track report itself."""
+    if role == "genre":
+        return report
+    assert report.mood is not None
+    return report.mood
+
+
+def _fail(report: TrackReport, reason: str) -> None:
+    """The track failed, and with it every role decided (one file, one rewrite)."""
+    report.outcome, report.reason = Outcome.FAILED, reason
+    if report.mood is not None:
+        report.mood.outcome, report.mood.reason = Outcome.FAILED, reason
+
+
+def _set_values(track: Track, role: str, values: list[str], owners: bool = False) -> None:
+    """The track's record of a role's field: what the file says (``file_*``), or the owner's own (``user_*``)."""
+    if role == "mood":
+        if owners:
+            track.user_moods = values
+        else:
+            track.file_moods = values
+    elif owners:
+        track.user_genres = values
+    else:
+        track.file_genres = values

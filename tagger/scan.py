@@ -8,11 +8,9 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Literal
@@ -27,6 +25,7 @@ from tagger.model import Classifier, ModelCard
 from tagger.pipeline import TrackAnalysis, analyse_track
 from tagger.record import AlbumChoice, Library
 from tagger.store.retag import outdated_writes, stored_analyses
+from tagger.summary import ScanSummary as ScanSummary  # its home before tagger.summary
 from tagger.tags import open_tags
 from tagger.tags.leases import BEING_WRITTEN, being_written
 from tagger.track import FileState, Outcome, TrackReport
@@ -37,26 +36,6 @@ Retag = tuple[Path, FileState, TrackAnalysis]  # root, state, analysis rebuilt f
 Todo = tuple[Path, Path, FileState]  # root, path, state
 AlbumMode = Literal["consensus", "track"]
 DEFAULT_TIMEOUT = 300.0  # seconds per track before a worker is presumed hung
-
-
-@dataclass
-class ScanSummary:
-    counts: Counter[str] = field(default_factory=Counter)
-    failures: list[tuple[Path, str]] = field(default_factory=list)
-    changes: list[TrackReport] = field(default_factory=list)  # tagged / would-tag, for --dry-run listings
-    recovered: int = 0
-
-    def add(self, report: TrackReport) -> None:
-        self.counts[report.outcome.value] += 1
-        if report.outcome is Outcome.FAILED:
-            self.failures.append((report.path, report.reason))
-        if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG):
-            self.changes.append(report)
-
-    def to_dict(self) -> dict[str, object]:
-        changes = [{"path": str(c.path), "existing": c.existing, "proposed": c.proposed} for c in self.changes]
-        failures = [{"path": str(p), "reason": r} for p, r in self.failures]
-        return {"counts": dict(self.counts), "recovered": self.recovered, "failures": failures, "changes": changes}
 
 
 def _walk_failure(folder: Path, reason: str) -> TrackReport:
@@ -263,14 +242,10 @@ class Scanner:
         paths = [str(path) for _, path in files] if isinstance(files, list | tuple) and len(files) <= 500 else None
         known = self.library.known_states(paths)
         library = self.library
-        stored = (
-            {}
-            if force
-            else stored_analyses(
-                library.db, library.vocabulary, library.card.model_id, library.options.decided_with, paths
-            )
-        )
-        outdated = set() if force else outdated_writes(library.db, library.vocabulary, library.card.model_id, paths)
+        db, vocabulary, model_id = library.db, library.vocabulary, library.card.model_id
+        decided_with = library.options.decided_with
+        stored = {} if force else stored_analyses(db, vocabulary, model_id, decided_with, paths)
+        outdated = set() if force else outdated_writes(db, vocabulary, model_id, paths, library.moods, decided_with)
         retag: list[Retag] = []
         todo: list[tuple[Path, Path, FileState]] = []
         done: list[TrackReport] = []

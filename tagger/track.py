@@ -31,8 +31,28 @@ class Outcome(StrEnum):
 
 
 @dataclass
+class RoleReport:
+    """What happened to one role's field of one track (the mood's; the genre's is the track report itself)."""
+
+    outcome: Outcome
+    existing: list[str] = field(default_factory=list)  # every value the file carried (read_all)
+    proposed: list[str] = field(default_factory=list)  # the model's, or what was (would be) written
+    confidence: float | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"outcome": self.outcome.value, "existing": self.existing, "proposed": self.proposed,
+                "confidence": self.confidence, "reason": self.reason}  # fmt: skip
+
+
+@dataclass
 class TrackReport:
-    """What happened to one track, for progress lines and the summary."""
+    """What happened to one track, for progress lines and the summary.
+
+    ``outcome``, ``existing``, ``proposed``, ``confidence`` and ``reason`` are the genre's, and the track's
+    as a whole where no role was decided (skipped, moved, gone, failed: then ``mood`` is None too).
+    ``mood``: the mood's own, when moods were decided; written in the same rewrite, so a failed write fails both.
+    """
 
     path: Path
     outcome: Outcome
@@ -41,6 +61,13 @@ class TrackReport:
     confidence: float | None = None
     reason: str = ""
     album_note: str = ""  # album consensus: why this track's own genre is far from its album's
+    mood: RoleReport | None = None
+
+    @property
+    def changed(self) -> bool:
+        """A role was (or, with --dry-run, would be) written."""
+        written = (Outcome.TAGGED, Outcome.WOULD_TAG)
+        return self.outcome in written or (self.mood is not None and self.mood.outcome in written)
 
 
 @dataclass(frozen=True)

@@ -119,12 +119,14 @@ def restore(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Only under these paths", show_default="everything")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Also where the genre was changed after our write")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also where the genre (mood) was changed after our write")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Put back the genre values recorded before this tool wrote them."""
+    """Put back the genre and mood values recorded before this tool wrote them."""
     from tagger.restore import restore as restore_tracks
     from tagger.store import Database
 
@@ -133,7 +135,13 @@ def restore(
     for item in reports:
         if item.restored:
             verb = "would restore" if dry_run else "restored"
-            stdout.print(f"{verb} {item.path}: {', '.join(item.genres) or '(no genre)'}", highlight=False)
+            put_back = "; ".join(
+                ("mood: " if role.role == "mood" else "") + (", ".join(role.values) or f"(no {role.role})")
+                for role in item.roles
+                if role.restored
+            )
+            left = f" (left: {item.reason})" if item.reason else ""
+            stdout.print(f"{verb} {item.path}: {put_back}{left}", highlight=False, markup=False)
         else:
             stdout.print(f"[yellow]left[/] {item.path}: {item.reason}", highlight=False)
     restored = sum(item.restored for item in reports)

@@ -55,6 +55,14 @@ TagLowConfidenceOption = Annotated[
     bool | None,
     typer.Option("--tag-low-confidence/--no-tag-low-confidence", show_default=or_config("tag_low_confidence")),
 ]
+MoodsOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--moods/--no-moods",
+        help="Write the MOOD field too, where the model has a mood head (--no-moods: leave it alone)",
+        show_default=or_config("moods"),
+    ),
+]
 VerifyOption = Annotated[bool, typer.Option("--verify", help="Re-read every write and report mismatches")]
 AllowOption = Annotated[
     list[str] | None,

@@ -18,6 +18,7 @@ from tagger.cli.options import (
     MaxWindowsOption,
     MinConfidenceOption,
     ModelOption,
+    MoodsOption,
     PolicyOption,
     TagLowConfidenceOption,
     TopKOption,
@@ -50,6 +51,7 @@ def scan(
     workers: WorkersOption = None,
     max_windows: MaxWindowsOption = None,
     tag_low_confidence: TagLowConfidenceOption = None,
+    moods: MoodsOption = None,
     allow: AllowOption = None,
     ignore: IgnoreOption = None,
     force: Annotated[bool, typer.Option("--force", help="Re-classify tracks even if unchanged")] = False,
@@ -89,6 +91,7 @@ def scan(
         workers=workers,
         max_windows=max_windows,
         tag_low_confidence=tag_low_confidence,
+        moods=moods,
         album_mode=album_mode,
     )
     roots, library = _roots_and_library(paths, settings, dry_run, verify, folders_only=False)
@@ -129,8 +132,9 @@ def scan(
                 speed = progress.tasks[0].speed
                 rate = f"{speed:.1f} tracks/s" if speed else ""
                 progress.update(task, description="scanning", rate=rate, current=report.path.name)
-                if report.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG) and not (as_json or quiet):
-                    stdout.print(_change_line(report), markup=False, highlight=False)
+                if report.changed and not (as_json or quiet):
+                    for line in _change_lines(report):
+                        stdout.print(line, markup=False, highlight=False)
                 if report.album_note and not (as_json or quiet):
                     stdout.print(f"{'album':>9}  {report.path}  {report.album_note}", markup=False, highlight=False)
         except ModelError as error:  # the workers could not load the model: nothing was classified
@@ -140,11 +144,21 @@ def scan(
         raise typer.Exit(1)
 
 
-def _change_line(report: TrackReport) -> str:
-    """``   tagged  PATH  (none) -> Jazz 0.91``: the confidence is the model's for its top genre."""
-    arrow = f"{', '.join(report.existing) or '(none)'} -> {', '.join(report.proposed)}"
-    confidence = f" {report.confidence:.2f}" if report.confidence is not None else ""
-    return f"{report.outcome.value:>9}  {report.path}  {arrow}{confidence}"
+def _change_lines(report: TrackReport) -> list[str]:
+    """``   tagged  PATH  (none) -> Jazz 0.91`` for the genre, ``   tagged  PATH  mood: (none) -> Happy 0.80``
+    for the mood, each only when that role was (would be) written; the confidence is the model's for its top one."""
+    from tagger.track import Outcome, RoleReport
+
+    written = (Outcome.TAGGED, Outcome.WOULD_TAG)
+    sides: list[tuple[str, TrackReport | RoleReport]] = [("", report)] if report.outcome in written else []
+    if report.mood is not None and report.mood.outcome in written:
+        sides.append(("mood: ", report.mood))
+    lines = []
+    for label, side in sides:
+        arrow = f"{', '.join(side.existing) or '(none)'} -> {', '.join(side.proposed)}"
+        confidence = f" {side.confidence:.2f}" if side.confidence is not None else ""
+        lines.append(f"{side.outcome.value:>9}  {report.path}  {label}{arrow}{confidence}")
+    return lines
 
 
 def _roots_and_library(
@@ -183,6 +197,9 @@ def _print_summary(summary: ScanSummary, as_json: bool) -> None:
     for outcome in Outcome:
         if summary.counts.get(outcome.value):
             table.add_row(outcome.value, str(summary.counts[outcome.value]))
+    for outcome in Outcome:  # the tracks whose mood was decided, by what happened to their MOOD field
+        if summary.mood_counts.get(outcome.value):
+            table.add_row(f"mood {outcome.value}", str(summary.mood_counts[outcome.value]))
     if summary.recovered:
         table.add_row("recovered", str(summary.recovered))
     stdout.print(table)
@@ -201,6 +218,7 @@ def watch(
     workers: WorkersOption = None,
     max_windows: MaxWindowsOption = None,
     tag_low_confidence: TagLowConfidenceOption = None,
+    moods: MoodsOption = None,
     allow: AllowOption = None,
     ignore: IgnoreOption = None,
     force: Annotated[bool, typer.Option("--force", help="Re-classify every track in the start-up catch-up")] = False,
@@ -255,6 +273,7 @@ def watch(
         "workers": workers,
         "max_windows": max_windows,
         "tag_low_confidence": tag_low_confidence,
+        "moods": moods,
     }
 
     def reload() -> Settings:  # SIGHUP: the file again, the command line still on top

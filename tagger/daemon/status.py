@@ -122,9 +122,13 @@ class Progress:
         self.last_track = {"path": path, "outcome": outcome, "at": iso(time.time()), "reason": reason}
 
     def note(self, report: TrackReport) -> None:
-        """Count and log one track's outcome."""
+        """Count and log one track's outcome (and its mood's, when moods were decided)."""
         outcome = report.outcome
         self.counts[outcome.value] += 1
+        if (mood := report.mood) is not None and mood.outcome in (Outcome.TAGGED, Outcome.WOULD_TAG):
+            self.counts[f"mood {mood.outcome.value}"] += 1
+            was = ", ".join(mood.existing) or "(none)"
+            log.info("%s %s: mood %s -> %s", mood.outcome.value, report.path, was, ", ".join(mood.proposed))
         if outcome is Outcome.SKIPPED:
             log.debug("skipped (unchanged since last seen) %s", report.path)
             return

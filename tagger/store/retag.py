@@ -1,5 +1,5 @@
-"""What the database can re-tag without the audio: tracks whose stored results (window probabilities, or the
-embedding for a learned vocabulary) are enough to decide again, and those only the audio can redo."""
+"""What the database can re-tag without the audio: tracks whose stored results (window probabilities, the mood
+scores, or the embedding for a learned vocabulary) are enough to decide again, and those only the audio can redo."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 
+from tagger.decision import stored_mood_rows
 from tagger.pipeline import TrackAnalysis
 from tagger.store.db import Database
 from tagger.store.embedding import embedding_from_bytes
@@ -36,14 +37,7 @@ def stored_analyses(
       vocabulary's current version) with an embedding.
     """
     same = Result.vocabulary == vocabulary.name
-    # A decision whose tag write the owner undid (`tagger restore`) is left alone: `--force` redoes it.
-    restored = select(TagWrite.id).where(TagWrite.result_id == Result.id, TagWrite.status == TagWriteStatus.RESTORED)
-    redecide = (
-        and_(same, or_(Result.decided_with.is_(None), Result.decided_with != decided_with), ~restored.exists())
-        if decided_with is not None
-        else false()
-    )
-    stale: ColumnElement[bool] = redecide
+    stale: ColumnElement[bool] = _redecided(vocabulary, decided_with)
     if not vocabulary.needs_audio:
         other = ~same
         if isinstance(vocabulary, LearnedVocabulary):
@@ -51,6 +45,7 @@ def stored_analyses(
         stale = or_(stale, and_(other, Result.embedding.is_not(None)))
     query = (
         select(Track.path, Track.duration, Result.model_id, Result.vocabulary, Result.windows, Result.embedding)
+        .add_columns(Result.moods)
         .join(Result, and_(Result.track_id == Track.id, is_latest_result()))
         .where(Track.status == TrackStatus.DONE, Result.model_id == model_id, stale)
     )
@@ -58,7 +53,7 @@ def stored_analyses(
         query = query.where(Track.path.in_(paths))
     analyses: dict[str, TrackAnalysis] = {}
     with db.session() as session:
-        for path, duration, result_model, result_vocabulary, windows, embedding in session.execute(query):
+        for path, duration, result_model, result_vocabulary, windows, embedding, moods in session.execute(query):
             probabilities: dict[str, np.ndarray] = {}
             starts: list[float] = []
             if result_vocabulary == vocabulary.name and vocabulary.needs_audio:
@@ -76,12 +71,32 @@ def stored_analyses(
                 window_starts=starts,
                 probabilities=probabilities,
                 embedding=embedding_from_bytes(embedding),
+                stored_moods=moods,  # a mood head's decision is re-made from its stored scores
             )
     return analyses
 
 
-def outdated_writes(db: Database, vocabulary: Vocabulary, model_id: str, paths: list[str] | None = None) -> set[str]:
-    """Paths of unchanged-looking tracks to classify again (decoded) because the default moved on.
+def _redecided(vocabulary: Vocabulary, decided_with: str | None) -> ColumnElement[bool]:
+    """A latest result under this vocabulary decided with other options than ``decided_with`` (None: none is)."""
+    if decided_with is None:
+        return false()
+    # A decision whose tag write the owner undid (`tagger restore`) is left alone: `--force` redoes it.
+    restored = select(TagWrite.id).where(TagWrite.result_id == Result.id, TagWrite.status == TagWriteStatus.RESTORED)
+    other = or_(Result.decided_with.is_(None), Result.decided_with != decided_with)
+    return and_(Result.vocabulary == vocabulary.name, other, ~restored.exists())
+
+
+def outdated_writes(
+    db: Database,
+    vocabulary: Vocabulary,
+    model_id: str,
+    paths: list[str] | None = None,
+    moods: Vocabulary | None = None,
+    decided_with: str | None = None,
+) -> set[str]:
+    """Paths of unchanged-looking tracks to classify again (decoded) because the default moved on, or because
+    their decision is to be re-made (see :func:`stored_analyses`) with a mood head whose scores the stored result
+    lacks (moods were off, or the result is older than moods): only the audio gives them.
 
     A classified track whose latest result is from another model (``model_id``) or another model
     head than ``vocabulary``, and whose genre this tool wrote (its latest tag write applied, not
@@ -89,8 +104,9 @@ def outdated_writes(db: Database, vocabulary: Vocabulary, model_id: str, paths: 
     genres. Where the owner's genre was kept, or the owner restored it, the track is left alone.
     A learned vocabulary is not concerned: it reads embeddings of its own model only.
     """
+    missing = _without_mood_scores(db, vocabulary, model_id, paths, moods, decided_with)
     if not vocabulary.needs_audio:
-        return set()
+        return missing
     write = aliased(TagWrite)
     latest_write = select(func.max(write.id)).where(write.track_id == Track.id).scalar_subquery()
     query = (
@@ -107,4 +123,25 @@ def outdated_writes(db: Database, vocabulary: Vocabulary, model_id: str, paths: 
     if paths is not None:
         query = query.where(Track.path.in_(paths))
     with db.session() as session:
-        return set(session.scalars(query))
+        return set(session.scalars(query)) | missing
+
+
+def _without_mood_scores(
+    db: Database,
+    vocabulary: Vocabulary,
+    model_id: str,
+    paths: list[str] | None,
+    moods: Vocabulary | None,
+    decided_with: str | None,
+) -> set[str]:
+    if moods is None or not moods.needs_audio or decided_with is None:
+        return set()  # a learned mood vocabulary reads the stored embedding
+    query = (
+        select(Track.path, Result.moods)
+        .join(Result, and_(Result.track_id == Track.id, is_latest_result()))
+        .where(Track.status == TrackStatus.DONE, Result.model_id == model_id, _redecided(vocabulary, decided_with))
+    )
+    if paths is not None:
+        query = query.where(Track.path.in_(paths))
+    with db.session() as session:
+        return {path for path, record in session.execute(query) if stored_mood_rows(record, moods.head) is None}
