@@ -199,7 +199,7 @@ class GenreTagPlugin(BeetsPlugin):
         """The ``mood`` field under the policy, from the analysis the genres come from (nothing decoded again)."""
         from tagger.classify import track_moods
 
-        found = track_moods(vocabulary, analysis, self.config["min_confidence"].as_number())
+        found = track_moods(vocabulary, analysis)
         top = found.decision.top
         if found.uncertain:
             return {"mood": f"mood uncertain ({top.genre} {top.confidence:.2f})"}

@@ -6,7 +6,7 @@ Imports the analysis rooms only (no database, no scikit-learn): the command must
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from tagger.aggregate import GenreScore, TrackGenres, aggregate
 from tagger.config import Settings, database_url
 from tagger.genres import GenreRules
 from tagger.model import Classifier, ModelCard, load_card
-from tagger.moods import Axes, axes
+from tagger.moods import Axes, axes, mood_record
 from tagger.pipeline import TrackAnalysis, analyse_track
 from tagger.vocabulary import Vocabulary, available, resolve_mood_vocabulary, resolve_vocabulary
 from tagger.walk import canonical_path
@@ -34,45 +34,31 @@ class Window:
 @dataclass(frozen=True)
 class TrackMoods:
     """What the mood head (or a learned mood vocabulary) hears in the track: computed in the same pass as the
-    genres, from outputs the graph already has."""
+    genres, from outputs the graph already has, and decided as a scan decides it."""
 
     vocabulary: Vocabulary
-    scores: dict[str, float]  # every label's mean score over the windows
-    decision: TrackGenres  # ranked: every label, most confident first; chosen: what a scan would write
-    axes: Axes | None  # None unless the labels are the four quadrants
+    decision: TrackGenres  # what a scan would write (``chosen``; empty: uncertain) by the head's abstain rule
+    ranked: tuple[GenreScore, ...]  # every label, most confident first
+    record: dict[str, Any]  # the decision as ``results.moods`` keeps it (:func:`tagger.moods.mood_record`)
 
     @property
     def uncertain(self) -> bool:
-        """The head abstained (or nothing passed the minimum confidence): no mood would be written."""
+        """The head abstained: no mood would be written."""
         return not self.decision.chosen
 
-    def to_dict(self) -> dict[str, Any]:
-        """The shape the database keeps in ``results.moods``."""
-        decision = self.decision
-        data: dict[str, Any] = {
-            "vocabulary": self.vocabulary.head.name,
-            "scores": {label: round(score, 4) for label, score in self.scores.items()},
-            "ranked": [
-                {"label": s.label, "mood": s.genre, "confidence": round(s.confidence, 4)} for s in decision.ranked
-            ],
-            "chosen": list(decision.chosen),
-            "confident": decision.confident,
-            "abstained": decision.abstained,
-        }
-        if self.axes is not None:
-            data |= {"valence": round(self.axes.valence, 4), "arousal": round(self.axes.arousal, 4)}
-        return data
+    @property
+    def axes(self) -> Axes | None:
+        """Valence and arousal; None unless the labels are the four quadrants."""
+        return axes(self.record["scores"])
 
 
-def track_moods(vocabulary: Vocabulary, analysis: TrackAnalysis, min_confidence: float) -> TrackMoods:
-    """The track's moods: every label ranked, one chosen unless the head abstains or it is below ``min_confidence``."""
+def track_moods(vocabulary: Vocabulary, analysis: TrackAnalysis) -> TrackMoods:
+    """The track's moods from its analysis (nothing decoded again), decided as :mod:`tagger.record` does."""
     head = vocabulary.head
-    windows = vocabulary.window_probabilities(analysis)
-    decision = aggregate(windows, head, len(head.labels), min_confidence)
-    chosen = decision.chosen[:1]  # one mood per track: the quadrants exclude each other
-    mean = windows.astype(np.float64).mean(axis=0)
-    scores = {label: float(mean[i]) for i, label in enumerate(head.labels)}
-    return TrackMoods(vocabulary, scores, replace(decision, chosen=chosen), axes(scores))
+    rows = vocabulary.window_probabilities(analysis)
+    decision = aggregate(rows, head, 1)  # one mood per track, the head's own abstain rule
+    ranked = aggregate(rows, head, len(head.labels)).ranked
+    return TrackMoods(vocabulary, decision, ranked, mood_record(decision, rows, head))
 
 
 @dataclass
@@ -114,7 +100,7 @@ class Classification:
                 {"start": round(w.start, 2), "genre": w.genre, "confidence": round(w.confidence, 4)}
                 for w in self.timeline
             ],
-            "moods": None if self.moods is None else self.moods.to_dict(),
+            "moods": None if self.moods is None else self.moods.record,
         }
 
     def plot(self, path: Path) -> None:
@@ -135,16 +121,18 @@ class Classification:
 
 def classify_file(file: Path, settings: Settings, top_k: int, moods: bool = True) -> Classification:
     """Classify ``file`` with the settings' model and vocabulary; ``top_k`` genres are ranked, and the moods
-    too unless ``moods`` is False (or the model has none). Raises :class:`tagger.errors.TaggerError` (or
+    (the settings' ``mood_vocabulary``, else the card's mood head) too unless ``moods`` or the settings'
+    ``moods`` is False (or the model has none). Raises :class:`tagger.errors.TaggerError` (or
     :class:`ValueError`) with one line."""
     card = load_card(settings.model)
     url = database_url(settings.db)
     vocabulary = resolve_vocabulary(card, settings.vocabulary, url)
-    mood_vocabulary = resolve_mood_vocabulary(card, None, url) if moods else None
+    wanted = moods and settings.moods
+    mood_vocabulary = resolve_mood_vocabulary(card, settings.mood_vocabulary, url) if wanted else None
     analysis = analyse_track(file, Classifier(card, threads=settings.threads), settings.max_windows)
     head = vocabulary.head
     windows = vocabulary.window_probabilities(analysis)
     ranked = aggregate(windows, head, top_k, settings.min_confidence, settings.genres).ranked
     chosen = aggregate(windows, head, settings.top_k, settings.min_confidence, settings.genres).chosen
-    found = None if mood_vocabulary is None else track_moods(mood_vocabulary, analysis, settings.min_confidence)
+    found = None if mood_vocabulary is None else track_moods(mood_vocabulary, analysis)
     return Classification(file, card, vocabulary, analysis, windows, ranked, chosen, settings.genres, url, found)

@@ -36,7 +36,6 @@ from tagger.tags import open_tags
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 from tests.mood_card import GENRE_MOODS, mood_card_path
-from tests.test_report import with_moods
 
 pytestmark = [pytest.mark.model]
 
@@ -358,12 +357,10 @@ def test_playlist_settings_are_checked() -> None:
 # ---------------------------------------------------------------------------- moods
 @pytest.fixture
 def mood_library(tmp_path: Path, database: Database) -> tuple[Path, dict[str, Path]]:
-    """The library scanned with a model that has a mood head, each result holding its track's moods."""
+    """The library scanned with a model that has a mood head: each result holds its track's moods."""
     root = tmp_path / "music"
     tracks = make_library(root)
-    card = mood_card_path(tmp_path / "model")
-    scan(database, ModelCard.load(card), root)
-    with_moods(database, card, {}, set())
+    scan(database, ModelCard.load(mood_card_path(tmp_path / "model")), root)
     return root, tracks
 
 
@@ -391,7 +388,7 @@ def test_one_playlist_per_mood_of_the_latest_results(
     assert read_playlist(out / "Happy.m3u8") == [tracks["album1"].resolve()]
     assert {name: set(entries) for name, entries in playlists_in(out).items() if "(mood)" in name} == expected
 
-    with database.session() as session:  # the mood head abstains on album1 now; single3's mood is weak
+    with database.session() as session:  # as if the head had abstained on album1, and heard single3's mood weakly
         for result in session.scalars(select(Result)):
             assert result.moods is not None
             if result.track.path == str(tracks["album1"].resolve()):

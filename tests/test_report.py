@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import select
 
 from tagger.model import ModelCard
 from tagger.policy import Policy
@@ -17,12 +16,12 @@ from tagger.record import Library, TagOptions
 from tagger.report import build_report
 from tagger.restore import restore
 from tagger.scan import Scanner
-from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
+from tagger.store import Database
 from tagger.store.db import migrations_dir
-from tagger.store.queries import is_latest_result
 from tagger.tags import open_tags
 from tagger.track import Outcome
 from tests.audio_factory import make_track
+from tests.conftest import TINY_CARD
 from tests.mood_card import mood_card_path
 
 pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
@@ -91,71 +90,50 @@ def test_a_0003_database_is_upgraded_and_its_report_falls_back_to_the_writes(
     assert {row.genre for row in old.genres} >= {"Chanson"}
 
 
-def with_moods(database: Database, card: Path, owners: dict[str, list[str]], ours: set[str]) -> None:
-    """Each classified track's latest result gets the moods classify computes for its file (the scan's own record
-    of them lands with the moods runtime), and the MOOD fields: ``owners`` (file name -> the owner's moods), an
-    applied write of ours for the names in ``ours``, not known for the others."""
-    from tagger.classify import classify_file
-    from tagger.config import Settings
-
-    with database.session() as session:
-        for track in session.scalars(select(Track).where(Track.status == TrackStatus.DONE)):
-            found = classify_file(Path(track.path), Settings(model=str(card)), 1).moods
-            assert found is not None
-            result = session.scalars(select(Result).where(Result.track_id == track.id, is_latest_result())).one()
-            result.moods = found.to_dict()
-            name = Path(track.path).name
-            if name in owners:
-                track.file_moods = owners[name]
-            elif name in ours:
-                track.file_moods = list(found.decision.chosen)
-                session.add(
-                    TagWrite(
-                        track_id=track.id, result_id=result.id, role="mood", field="MOOD", previous=[],
-                        new=track.file_moods, status=TagWriteStatus.APPLIED,
-                    )
-                )  # fmt: skip
-        session.commit()
-
-
 def test_report_counts_the_moods_in_the_files_and_the_proposed_ones_apart(
     music: Path, database: Database, tmp_path: Path
 ) -> None:
-    card = mood_card_path(tmp_path / "model")
-    scan(database, ModelCard.load(card), music)
     before = build_report(database)
     assert before.moods == [] and before.proposed_moods == [] and before.no_mood == before.moods_uncertain == 0
-    with_moods(database, card, {"owner.flac": ["Melancholy"]}, {"plain.ogg"})
+    open_tags(music / "owned" / "owner.flac").write({"mood": ["Melancholy"]})  # the owner's own mood: kept
+    card = ModelCard.load(mood_card_path(tmp_path / "model"))
+    scan(database, card, music)
     report = build_report(database)
     # owner.flac is techno (Aggressive), plain.ogg drone (Sad), plain.mp3 chimes (Happy)
     assert sorted((r.mood, r.tracks, r.share) for r in report.proposed_moods) == [
         ("Aggressive", 1, 1 / 3), ("Happy", 1, 1 / 3), ("Sad", 1, 1 / 3)
     ]  # fmt: skip
     assert all(0.9 < r.mean_confidence < 1.0 for r in report.proposed_moods) and report.moods_uncertain == 0
-    assert [(r.mood, r.tracks, r.share, r.ours) for r in report.moods] == [
-        ("Melancholy", 1, 0.5, 0),
-        ("Sad", 1, 0.5, 1),
-    ]
+    in_files = {p.name: open_tags(p).read("mood") for p in music.rglob("*.*")}
+    assert in_files == {"owner.flac": ["Melancholy"], "plain.ogg": ["Sad"], "plain.mp3": ["Happy"]}
+    assert sorted((r.mood, r.tracks, r.share, r.ours) for r in report.moods) == [
+        ("Happy", 1, 1 / 3, 1), ("Melancholy", 1, 1 / 3, 0), ("Sad", 1, 1 / 3, 1)
+    ]  # fmt: skip
     assert report.no_mood == 0
-    # The mood write is not a genre write: the genres in the files are as before.
-    assert report.genres == before.genres and report.proposed == before.proposed
+    # The mood writes are not genre writes: the genres count as a scan without moods would have them.
+    assert {r.genre: (r.tracks, r.ours) for r in report.genres} == {
+        "Chanson": (1, 0),
+        "drone": (1, 1),
+        "chimes": (1, 1),
+    }
     data = json.loads(json.dumps(report.to_dict()))
     assert data["proposed_moods"] == [
         {"mood": r.mood, "tracks": r.tracks, "share": r.share, "mean_confidence": r.mean_confidence}
         for r in report.proposed_moods
     ]
 
-    with database.session() as session:  # the head abstains on one track; another's MOOD field is empty
-        for result in session.scalars(select(Result)):
-            if result.moods is not None and result.moods["chosen"] == ["Happy"]:
-                result.moods = {**result.moods, "chosen": [], "abstained": True, "confident": False}
-        for track in session.scalars(select(Track).where(Track.path.endswith("plain.mp3"))):
-            track.file_moods = []
-        session.commit()
+    restore(database)  # our writes taken back, genre and mood: those files carry no mood now, the owner's stays
     after = build_report(database)
-    assert sorted(r.mood for r in after.proposed_moods) == ["Aggressive", "Sad"] and after.moods_uncertain == 1
-    assert after.proposed_moods[0].share == pytest.approx(1 / 3)  # of the tracks with moods computed
-    assert after.no_mood == 1 and [r.share for r in after.moods] == [pytest.approx(1 / 3)] * 2
+    assert [(r.mood, r.tracks, r.ours) for r in after.moods] == [("Melancholy", 1, 0)] and after.no_mood == 2
+    assert after.proposed_moods == report.proposed_moods
+
+
+def test_report_counts_the_tracks_whose_mood_head_abstained(music: Path, tmp_path: Path) -> None:
+    database = Database(tmp_path / "abstain.db")
+    scan(database, ModelCard.load(mood_card_path(tmp_path / "model", abstain_below=0.99)), music)
+    report = build_report(database)
+    assert report.proposed_moods == [] and report.moods_uncertain == 3
+    assert report.moods == [] and report.no_mood == 3  # nothing written: the MOOD fields stay empty
 
 
 def test_report_prints_the_mood_tables(music: Path, database: Database, tmp_path: Path) -> None:
@@ -163,20 +141,18 @@ def test_report_prints_the_mood_tables(music: Path, database: Database, tmp_path
 
     from tagger.cli import app
 
-    card = mood_card_path(tmp_path / "model")
-    scan(database, ModelCard.load(card), music)
-    runner = CliRunner()
-    plain = runner.invoke(
-        app, ["report", "--db", str(tmp_path / "state" / "tagger.db"), "--config", str(tmp_path / "no.toml")]
-    )
-    assert plain.exit_code == 0, plain.output
-    assert "moods" not in plain.output  # nothing about moods where none were computed
-    with_moods(database, card, {"owner.flac": ["Melancholy"]}, {"plain.ogg"})
-    shown = runner.invoke(
-        app, ["report", "--db", str(tmp_path / "state" / "tagger.db"), "--config", str(tmp_path / "no.toml")]
-    )
-    assert shown.exit_code == 0, shown.output
-    assert "moods in the files now (0 with none)" in shown.output
-    assert "moods the model proposed (0 uncertain)" in shown.output
-    melancholy, aggressive = ([ln for ln in shown.output.splitlines() if m in ln] for m in ("Melancholy", "Aggressive"))
-    assert len(melancholy) == len(aggressive) == 1 and "50.0%" in melancholy[0] and "33.3%" in aggressive[0]
+    def report(db: Path) -> str:
+        done = CliRunner().invoke(app, ["report", "--db", str(db), "--config", str(tmp_path / "no.toml")])
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    scan(Database(tmp_path / "genres-only.db"), ModelCard.load(TINY_CARD), music)
+    assert "mood" not in report(tmp_path / "genres-only.db")  # nothing about moods where none were computed
+    scan(database, ModelCard.load(mood_card_path(tmp_path / "model")), music)  # a second database: all decoded
+    shown = report(tmp_path / "state" / "tagger.db")
+    assert "moods in the files now (0 with none)" in shown
+    assert "moods the model proposed (0 uncertain)" in shown
+    rows = [[c.strip() for c in ln.split("│")[1:-1]] for ln in shown.splitlines() if ln.startswith("│")]
+    # Each mood once in the files (written by us) and once proposed (with its mean confidence).
+    assert [r for r in rows if r[0] == "Sad"] == [["Sad", "1", "33.3%", "1"], ["Sad", "1", "33.3%", "0.95"]]
+    assert [r for r in rows if r[0] == "Happy"] == [["Happy", "1", "33.3%", "1"], ["Happy", "1", "33.3%", "0.95"]]

@@ -91,12 +91,11 @@ def print_moods(found: TrackMoods) -> None:
     mood_table = Table(title=f"moods ({found.vocabulary.head.name})")
     mood_table.add_column("mood")
     mood_table.add_column("confidence", justify="right")
-    for score in found.decision.ranked:
+    for score in found.ranked:
         mood_table.add_row(score.genre, f"{score.confidence:.3f}")
     stdout.print(mood_table)
     top = found.decision.top
-    why = "the head abstains" if found.decision.abstained else "below the minimum confidence"
-    uncertain = f"(nothing: uncertain, {why}; top {top.genre} {top.confidence:.2f})"
+    uncertain = f"(nothing: uncertain, the head abstains; top {top.genre} {top.confidence:.2f})"
     stdout.print(f"would write mood: {', '.join(found.decision.chosen) or uncertain}", highlight=False)
-    if found.axes is not None:
-        stdout.print(f"valence {found.axes.valence:+.2f}, arousal {found.axes.arousal:+.2f}", highlight=False)
+    if (plane := found.axes) is not None:
+        stdout.print(f"valence {plane.valence:+.2f}, arousal {plane.arousal:+.2f}", highlight=False)
