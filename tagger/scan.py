@@ -244,7 +244,7 @@ class Scanner:
         library = self.library
         db, vocabulary, model_id = library.db, library.vocabulary, library.card.model_id
         decided_with = library.options.decided_with
-        stored = {} if force else stored_analyses(db, vocabulary, model_id, decided_with, paths)
+        stored = {} if force else stored_analyses(db, vocabulary, model_id, decided_with, paths, library.moods)
         outdated = set() if force else outdated_writes(db, vocabulary, model_id, paths, library.moods, decided_with)
         retag: list[Retag] = []
         todo: list[tuple[Path, Path, FileState]] = []

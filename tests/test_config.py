@@ -34,6 +34,8 @@ BAD_CONFIGS = [
     ("db = 1979-05-27", 'db: expected a string, got "1979-05-27"'),
     ("[watch]\nquiet_seconds = -1", "watch.quiet_seconds: expected a number >= 0, got -1"),
     ('[watch]\npolling = "yes"', 'watch.polling: expected true or false, got "yes"'),
+    ('moods = "off"', 'moods: expected true or false, got "off"'),
+    ('mood_vocabulary = ""', 'mood_vocabulary: expected a non-empty string, got ""'),
 ]
 
 BAD_FLAGS = [

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,16 @@ def test_a_scan_writes_genre_and_mood_into_every_format(
     no_decoding(monkeypatch)
     again = run_scan(database, card, library_copy)
     assert again.counts == {Outcome.SKIPPED: len(ALL_EXTENSIONS)} and not again.mood_counts
+
+
+def test_an_id3v23_tag_gets_its_mood_in_txxx_mood(tmp_path: Path, card: ModelCard) -> None:
+    path = one_track(tmp_path, "old.mp3")
+    database = Database(tmp_path / "v23.db")
+    summary = run_scan(database, card, path.parent, id3_version=3, verify=True)
+    assert summary.mood_counts == {Outcome.TAGGED: 1}, summary.failures
+    tags = open_tags(path)
+    assert tags.field_name("mood") == "TXXX:MOOD" and tags.read("mood") == ["Happy"]
+    assert [(role, field) for role, field, *_ in writes(database)] == [("genre", "TCON"), ("mood", "TXXX:MOOD")]
 
 
 @pytest.mark.parametrize(
@@ -293,6 +304,59 @@ def test_changing_mood_options_re_decides_from_the_stored_scores(
         latest = session.scalars(select(Result).order_by(Result.id.desc())).first()
         assert latest is not None and latest.moods is not None and latest.moods["chosen"] == ["Happy"]
         assert session.scalar(select(Track.file_moods)) == ["Happy"]
+        # Each field is known as ours from our last write of that role: neither is taken for the owner's.
+        assert session.execute(select(Track.user_genres, Track.user_moods)).one() == ([], ["Chill"])
+
+
+def learned_mood_vocabulary(
+    database: Database, card: ModelCard, name: str, bias: list[float], learned_at: str = "2000-01-01T00:00:00.000000Z"
+) -> None:
+    """A learned mood vocabulary card (as `tagger learn` saves one) over the embedding: Calm / Lively by ``bias``."""
+    import numpy as np
+
+    from tagger.vocabulary import CARD_KIND, CARD_SCHEMA_VERSION, EmbeddingHead, vocabularies_dir
+    from tests.test_linear_head import embedding_size
+
+    size = embedding_size(card, vocabularies_dir(database.url).parent)
+    linear = EmbeddingHead(np.zeros(size), np.ones(size), np.zeros((2, size)), np.asarray(bias))
+    head = {
+        "labels": ["Calm", "Lively"],
+        "task": "multilabel",
+        "role": "mood",
+        "thresholds": {"Calm": 0.5, "Lively": 0.5},
+    }
+    folder = vocabularies_dir(database.url)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps({"kind": CARD_KIND, "schema_version": CARD_SCHEMA_VERSION,
+        "model_id": card.model_id, "learned_at": learned_at, "head": head,
+        "linear": linear.to_dict()}))  # fmt: skip
+
+
+def test_a_learned_mood_vocabulary_is_written_and_the_card_s_head_takes_over_again(
+    tmp_path: Path, card: ModelCard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = one_track(tmp_path)
+    database = Database(tmp_path / "state" / "tagger.db")
+    learned_mood_vocabulary(database, card, "feel", [2.0, -2.0])  # Calm 0.88, Lively 0.12 for every track
+    first = run_scan(database, card, path.parent, mood_vocabulary="feel")
+    assert first.mood_counts == {Outcome.TAGGED: 1} and open_tags(path).read("mood") == ["Calm"]
+    with database.session() as session:
+        moods = session.scalar(select(Result.moods))
+        assert moods is not None and moods["vocabulary"] == "feel" and moods["chosen"] == ["Calm"]
+        assert "valence" not in moods  # not the four quadrants: no axes
+    assert run_scan(database, card, path.parent, mood_vocabulary="feel").counts == {Outcome.SKIPPED: 1}
+    # Learned again (newer than the stored result): applied from the stored embedding, nothing decoded.
+    learned_mood_vocabulary(database, card, "feel", [-2.0, 2.0], datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    with monkeypatch.context() as patched:
+        no_decoding(patched)
+        relearned = run_scan(database, card, path.parent, mood_vocabulary="feel")
+    assert relearned.mood_counts == {Outcome.TAGGED: 1} and open_tags(path).read("mood") == ["Lively"]
+    # Back to the card's mood head: the stored result holds no scores of it, so the track is classified again;
+    # the MOOD is our own earlier write, so it is replaced even under keep.
+    again = run_scan(database, card, path.parent)
+    assert again.mood_counts == {Outcome.TAGGED: 1} and open_tags(path).read("mood") == ["Happy"]
+    with pytest.raises(ValueError, match="no mood vocabulary 'nothing'"):
+        Library(database, card, TagOptions(mood_vocabulary="nothing"))
 
 
 def test_no_moods_and_moods_false_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

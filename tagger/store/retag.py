@@ -24,6 +24,7 @@ def stored_analyses(
     model_id: str,
     decided_with: str | None = None,
     paths: list[str] | None = None,
+    moods: Vocabulary | None = None,
 ) -> dict[str, TrackAnalysis]:
     """path -> an analysis rebuilt from the database, for tracks that can be re-tagged without audio.
 
@@ -34,7 +35,9 @@ def stored_analyses(
       and not restored since: rebuilt from the stored window probabilities, so a new top-k or
       policy needs no decoding;
     * for a learned vocabulary, under another vocabulary (or under this name but older than the
-      vocabulary's current version) with an embedding.
+      vocabulary's current version) with an embedding;
+    * with a learned mood vocabulary ``moods``, older than its current version, with an embedding (and,
+      for a model head, under this vocabulary: its genre is re-decided from the stored windows).
     """
     same = Result.vocabulary == vocabulary.name
     stale: ColumnElement[bool] = _redecided(vocabulary, decided_with)
@@ -43,6 +46,9 @@ def stored_analyses(
         if isinstance(vocabulary, LearnedVocabulary):
             other = or_(other, Result.created_at < vocabulary.learned_at)
         stale = or_(stale, and_(other, Result.embedding.is_not(None)))
+    if isinstance(moods, LearnedVocabulary):
+        relearned = and_(Result.created_at < moods.learned_at, Result.embedding.is_not(None))
+        stale = or_(stale, and_(same, relearned) if vocabulary.needs_audio else relearned)
     query = (
         select(Track.path, Track.duration, Result.model_id, Result.vocabulary, Result.windows, Result.embedding)
         .add_columns(Result.moods)
@@ -53,7 +59,7 @@ def stored_analyses(
         query = query.where(Track.path.in_(paths))
     analyses: dict[str, TrackAnalysis] = {}
     with db.session() as session:
-        for path, duration, result_model, result_vocabulary, windows, embedding, moods in session.execute(query):
+        for path, duration, result_model, result_vocabulary, windows, embedding, decided in session.execute(query):
             probabilities: dict[str, np.ndarray] = {}
             starts: list[float] = []
             if result_vocabulary == vocabulary.name and vocabulary.needs_audio:
@@ -71,7 +77,7 @@ def stored_analyses(
                 window_starts=starts,
                 probabilities=probabilities,
                 embedding=embedding_from_bytes(embedding),
-                stored_moods=moods,  # a mood head's decision is re-made from its stored scores
+                stored_moods=decided,  # a mood head's decision is re-made from its stored scores
             )
     return analyses
 
