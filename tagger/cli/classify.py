@@ -77,7 +77,7 @@ def classify(
     stdout.print(table)
     stdout.print(f"would write: {', '.join(result.chosen) or '(nothing: below threshold)'}")
     if result.moods is not None:
-        print_moods(result.moods)
+        print_moods(result.moods, result.card.model_id)
     timeline = Table(title="timeline")
     timeline.add_column("start", justify="right")
     timeline.add_column("genre")
@@ -87,8 +87,8 @@ def classify(
     stdout.print(timeline)
 
 
-def print_moods(found: TrackMoods) -> None:
-    mood_table = Table(title=f"moods ({found.vocabulary.head.name})")
+def print_moods(found: TrackMoods, model_id: str) -> None:
+    mood_table = Table(title=f"moods ({model_id}/{found.vocabulary.head.name})")
     mood_table.add_column("mood")
     mood_table.add_column("confidence", justify="right")
     for score in found.ranked:
