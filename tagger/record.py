@@ -118,7 +118,7 @@ class Library:
     def record(
         self, analysis: TrackAnalysis, root: Path, state: FileState, album: AlbumChoice | None = None
     ) -> TrackReport:
-        """Store ``analysis`` and write the genre the policy allows (its album's, given ``album``)."""
+        """Store ``analysis`` and write the genre (its album's, given ``album``) and the mood the policy allows."""
         with self.db.writer_lock():
             return self._record(analysis, root, state, album)
 
@@ -324,12 +324,13 @@ class Library:
                     with contextlib.suppress(OSError):
                         leftover.unlink()
                 try:
-                    tags: GenreTags | None = self._open_tags(track.path)
+                    tags = self._open_tags(track.path)
+                    current: dict[str, list[str]] = {role: tags.read(role) for role in ROLES}
                 except (FileError, OSError):
-                    tags = None
+                    current = {}  # unreadable now: redone by the next scan, which reports why
                 redo = False
                 for write in writes:
-                    if tags is not None and tags.read(_role(write.role)) == write.new:
+                    if current.get(write.role) == write.new:
                         write.status = TagWriteStatus.APPLIED
                         _set_values(track, write.role, write.new)
                     else:

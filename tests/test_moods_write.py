@@ -379,6 +379,9 @@ def test_no_moods_and_moods_false_on_the_command_line(tmp_path: Path, monkeypatc
     lines = runner.invoke(app, ["scan", str(path.parent), "--model", str(card_path)])
     assert lines.exit_code == 0 and f"tagged  {path}  mood: (none) -> Happy 0.9" in lines.output
     assert "mood tagged" in lines.output and open_tags(path).read("mood") == ["Happy"]
+    for command in ("scan", "watch"):  # the daemon takes the flag into the same settings (see tests/daemon)
+        shown = runner.invoke(app, [command, "--help"], terminal_width=200)
+        assert "--moods --no-moods" in " ".join(shown.output.replace("/", " ").split()), shown.output
     config.write_text('moods = "yes"\n')
     bad = runner.invoke(app, ["scan", str(path.parent), "--model", str(card_path)])
     assert bad.exit_code == 2 and "moods: expected true or false" in bad.output and "Traceback" not in bad.output
