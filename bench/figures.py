@@ -21,7 +21,7 @@ import soundfile
 
 from bench.corpus import Corpus, copy_files, have_ffmpeg
 from bench.measure import Measured, MemorySampler, console, measure, median
-from tagger.model import load_card
+from tagger.model import ModelCard, load_card
 
 OTHERS_IDLE_MAX = 0.25  # cores other processes may use during a wall-time figure before it is called unfair
 
@@ -35,6 +35,7 @@ COLD_START_MAX_S = 2.0
 WORKER_SPEEDUP_MIN = 1.7
 HEAD_CPU_GROWTH_MAX = 1.25  # the default head's scan CPU per track over the old default's (the genres issue)
 OLD_DEFAULT_HEAD = "gtzan"  # the paper's ten GTZAN genres: the default before the real-world vocabulary
+MOODS_CPU_GROWTH_MAX = 0.05  # what moods add to a scan's CPU per track (the moods issue)
 
 
 @dataclass
@@ -201,37 +202,55 @@ def bench_scans(bench: Bench, corpus: Corpus, decode: dict[str, float]) -> dict[
     return figures
 
 
-def bench_default_head(bench: Bench, corpus: Corpus) -> None:
-    """Scan CPU per track with the shipped card against the same model without its linear heads (1 worker).
-
-    Every scan computes all of a card's heads, whichever vocabulary it writes, so what the default
-    ``genres`` head (a logistic layer over embedding + taggram, in numpy) adds is measured against a copy
-    of the card without it, the old default (``gtzan``) as its default: the model before the real-world
-    vocabulary. Pairs run in turn, so a change of load hits both alike; each minus the same start-up
-    scan of a one-second track; ``--dry-run``, so that a head that abstains where the other tags is not
-    charged less for skipping the tag write.
-    """
+def _card_without(bench: Bench, heads: Sequence[str], name: str, default_head: str | None = None) -> Path:
+    """A copy of the bench's card without ``heads`` (and without its ``mood_head`` if that is one of them),
+    written into the work folder as ``name``; the model file stays the shipped one."""
     card = load_card(bench.model)
-    linear = [name for name, head in card.heads.items() if head.kind == "linear"]
-    if not linear:
-        bench.add(Row("linear heads' cost (scan CPU/track)", "skipped", note="the model has no linear head"))
-        return
     raw = json.loads(json.dumps(card.raw))
-    raw["heads"] = {name: head for name, head in raw["heads"].items() if name not in linear}
-    raw["default_head"] = OLD_DEFAULT_HEAD if OLD_DEFAULT_HEAD in raw["heads"] else next(iter(raw["heads"]))
+    raw["heads"] = {head: data for head, data in raw["heads"].items() if head not in heads}
+    if default_head is not None:
+        raw["default_head"] = default_head
+    if raw.get("mood_head") in heads:
+        del raw["mood_head"]
     raw["model_file"] = str(card.model_file)
-    old_card = bench.work / "without-linear-heads.json"
-    old_card.write_text(json.dumps(raw))
+    path = bench.work / name
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def _paired_scan_cpu(bench: Bench, corpus: Corpus, other_card: Path) -> tuple[float, float, int]:
+    """Scan CPU per track with the bench's card and with ``other_card`` (1 worker, ``--dry-run``, so that a head
+    that abstains where the other tags is not charged less for skipping the tag write): pairs run in turn, so a
+    change of load hits both alike; each minus the same start-up scan of a one-second track."""
     copies = -(-bench.args.scanned // len(corpus.tracks))
     n = len(corpus.tracks) * copies
     stub = sorted(corpus.stub.iterdir())
     new, old, starts = [], [], []
     for _ in range(bench.args.repeat):
         new.append(bench.scan(corpus.tracks, 1, copies, "--dry-run").cpu)
-        old.append(bench.scan(corpus.tracks, 1, copies, "--dry-run", model=str(old_card)).cpu)
+        old.append(bench.scan(corpus.tracks, 1, copies, "--dry-run", model=str(other_card)).cpu)
         starts.append(bench.scan(stub, 1, 1, "--dry-run").cpu)
     start = median(starts)
-    per_new, per_old = (median(new) - start) / (n - 1), (median(old) - start) / (n - 1)
+    return (median(new) - start) / (n - 1), (median(old) - start) / (n - 1), n
+
+
+def bench_default_head(bench: Bench, corpus: Corpus) -> None:
+    """Scan CPU per track with the shipped card against the same model without its linear genre heads.
+
+    Every scan computes all of a card's heads, whichever vocabulary it writes, so what the default
+    ``genres`` head (a logistic layer over embedding + taggram, in numpy) adds is measured against a copy
+    of the card without it, the old default (``gtzan``) as its default: the model before the real-world
+    vocabulary. The mood head stays in both (its own row is :func:`bench_moods`).
+    """
+    card = load_card(bench.model)
+    linear = [name for name, head in card.heads.items() if head.kind == "linear" and head.role == "genre"]
+    if not linear:
+        bench.add(Row("linear heads' cost (scan CPU/track)", "skipped", note="the model has no linear head"))
+        return
+    kept = [name for name in card.heads if name not in linear]
+    default = OLD_DEFAULT_HEAD if OLD_DEFAULT_HEAD in kept else next(n for n in kept if card.heads[n].role == "genre")
+    old_card = _card_without(bench, linear, "without-linear-heads.json", default)
+    per_new, per_old, n = _paired_scan_cpu(bench, corpus, old_card)
     ratio = per_new / per_old if per_old > 0 else float("nan")
     bench.raw["default_head"] = {"linear_heads": linear, "cpu_per_track": per_new, "old_cpu_per_track": per_old}
     bench.add(
@@ -240,10 +259,68 @@ def bench_default_head(bench: Bench, corpus: Corpus) -> None:
             f"{ratio:.2f}x",
             f"<= {HEAD_CPU_GROWTH_MAX:g}x",
             ratio <= HEAD_CPU_GROWTH_MAX,
-            note=f"{fmt_s(per_new)} vs {fmt_s(per_old)} per track ({raw['default_head']} default without), "
+            note=f"{fmt_s(per_new)} vs {fmt_s(per_old)} per track ({default} default without), "
             f"{n} tracks, 1 worker, --dry-run",
         )
     )
+
+
+def bench_moods(bench: Bench, corpus: Corpus) -> None:
+    """What moods add to a scan: CPU per track with the card against a copy of it without its mood head.
+
+    The mood head is one more linear head over outputs the graph already computes (no second decode, no
+    other inference), and its decision is recorded beside the genres; ``--dry-run`` scans, pairs in turn.
+    """
+    card = load_card(bench.model)
+    if card.mood_head is None:
+        bench.add(Row("moods' extra cost (scan CPU/track)", "skipped", note="the model has no mood head"))
+        return
+    per_new, per_old, n = _paired_scan_cpu(bench, corpus, _card_without(bench, [card.mood_head], "without-moods.json"))
+    extra = per_new / per_old - 1 if per_old > 0 else float("nan")
+    head_s, track_s = _mood_work_cpu(card, corpus.tracks[0], bench.args.max_windows)
+    bench.raw["moods"] = {
+        "mood_head": card.mood_head, "cpu_per_track": per_new, "without_cpu_per_track": per_old,
+        "head_and_decision_cpu": head_s, "analysis_cpu": track_s,
+    }  # fmt: skip
+    bench.add(
+        Row(
+            f"moods' extra cost: with the {card.mood_head} head vs without (scan CPU/track)",
+            f"{extra:+.1%}",
+            f"< {MOODS_CPU_GROWTH_MAX:.0%}",
+            extra < MOODS_CPU_GROWTH_MAX,
+            note=f"{fmt_s(per_new)} vs {fmt_s(per_old)} per track, {n} tracks, 1 worker, --dry-run; in one process, "
+            f"the head and its decision take {head_s * 1e6:.0f} us of a track's {fmt_s(track_s)} analysis "
+            f"({head_s / track_s:.3%}), so where the scans differ more, that is the machine's noise",
+        )
+    )
+
+
+def _mood_work_cpu(card: ModelCard, track: Path, max_windows: int | None) -> tuple[float, float]:
+    """CPU seconds of what moods add to one track in process (the mood head over outputs the graph already
+    gives, the decision and its database record), and of the track's whole analysis (best of 3)."""
+    from tagger.aggregate import aggregate
+    from tagger.model import Classifier
+    from tagger.moods import mood_record
+    from tagger.pipeline import analyse_track
+
+    assert card.mood_head is not None
+    head = card.heads[card.mood_head]
+    classifier = Classifier(card, threads=1)
+    analysis_cpu = []
+    for _ in range(3):
+        start = time.process_time()
+        analysis = analyse_track(track, classifier, max_windows)
+        analysis_cpu.append(time.process_time() - start)
+    inputs = None
+    if head.weights is not None:  # a linear head: its input rows, of any values (they do not change the cost)
+        shape = (len(analysis.window_starts), head.weights.shape[0])
+        inputs = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    runs = 200
+    start = time.process_time()
+    for _ in range(runs):
+        rows = analysis.probabilities[head.name] if inputs is None else head.linear_probabilities(inputs)
+        mood_record(aggregate(rows, head, 1), rows, head)
+    return (time.process_time() - start) / runs, min(analysis_cpu)
 
 
 def bench_memory(bench: Bench, corpus: Corpus, scans: dict[int, dict[str, float]]) -> None:

@@ -39,6 +39,7 @@ from bench.figures import (  # noqa: E402
     bench_decode,
     bench_default_head,
     bench_memory,
+    bench_moods,
     bench_rescan,
     bench_scans,
 )
@@ -110,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scans = bench_scans(bench, corpus, decode)
         bench_memory(bench, corpus, scans)
         bench_default_head(bench, corpus)
+        bench_moods(bench, corpus)
         bench_daemon(bench, corpus)
         bench_rescan(bench, corpus)
         bench_naive(bench, corpus, scans)

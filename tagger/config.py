@@ -31,7 +31,7 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     polling = false              # polling observer, for network file systems
 
     [playlists]
-    by = "genre"                 # genre | album-genre
+    by = "genre"                 # genre | album-genre | mood
     min_confidence = 0.0         # a genre the model heard below this is left out
     refresh_seconds = 60         # the daemon rewrites them at most this often, after changes
 """
@@ -80,7 +80,7 @@ class WatchSettings:
 
 @dataclass(frozen=True)
 class PlaylistSettings:
-    by: Literal["genre", "album-genre"] = "genre"  # tagger.playlists.PlaylistKind's values
+    by: Literal["genre", "album-genre", "mood"] = "genre"  # tagger.playlists.PlaylistKind's values
     min_confidence: Annotated[float, Ge(0), Le(1)] = 0.0
     refresh_seconds: Seconds = 60.0
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from tagger.aggregate import TrackGenres
 from tagger.model import Head
-from tagger.moods import axes
+from tagger.moods import mood_record as mood_record  # lives with the moods: `tagger classify` skips the database
 from tagger.policy import Policy, decide
 from tagger.track import Outcome
 
@@ -67,27 +67,6 @@ def low_confidence_reason(decision: TrackGenres) -> str:
     if decision.abstained:
         return "uncertain: " + ", ".join(f"{s.genre} {s.confidence:.2f}" for s in decision.ranked)
     return f"confidence {decision.top.confidence:.2f}"
-
-
-def mood_record(decision: TrackGenres, rows: np.ndarray, head: Head) -> dict[str, Any]:
-    """``results.moods``: the decision, with every label's mean score (what a re-decision starts from) and, for
-    the four quadrants, the valence and arousal axes."""
-    mean = rows.astype(np.float64).mean(axis=0)
-    scores = {label: round(float(score), 6) for label, score in zip(head.labels, mean, strict=True)}
-    ranked = sorted(scores.items(), key=lambda item: -item[1])
-    record: dict[str, Any] = {
-        "vocabulary": decision.vocabulary,
-        "scores": scores,
-        "ranked": [
-            {"label": label, "mood": head.genre_name(label), "confidence": round(score, 4)} for label, score in ranked
-        ],
-        "chosen": list(decision.chosen),
-        "confident": decision.confident,
-        "abstained": decision.abstained,
-    }
-    if (found := axes(dict(zip(head.labels, mean.tolist(), strict=True)))) is not None:
-        record["valence"], record["arousal"] = round(found.valence, 4), round(found.arousal, 4)
-    return record
 
 
 def stored_mood_rows(record: Mapping[str, Any] | None, head: Head) -> np.ndarray | None:

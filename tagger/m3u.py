@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tagger.album import album_tags
@@ -126,6 +126,7 @@ class Entry:
     duration: float | None
     tags: TrackTags
     confidences: dict[str, float]  # genre key -> the model's confidence (latest result, canonical names)
+    moods: dict[str, float] = field(default_factory=dict)  # the moods the latest result chose -> their confidence
 
     def heard(self, key: str, min_confidence: float) -> bool:
         """Whether the genre with ``key`` passes ``min_confidence`` (0: always)."""

@@ -1,4 +1,4 @@
-"""Playlists from what the tagger heard: one extended M3U (``.m3u8``) per genre, for media servers.
+"""Playlists from what the tagger heard: one extended M3U (``.m3u8``) per genre or mood, for media servers.
 
 Navidrome, Jellyfin, Plex and mpd import the M3U files they find in the library. Which tracks
 go where:
@@ -12,6 +12,9 @@ go where:
 * ``album-genre``: every track of an album (:func:`tagger.album.album_groups`: album + album
   artist tags, or a numbered folder of one release) goes into the one genre most of its tracks
   carry (ties: the higher summed confidence), so albums stay whole; a track on no album is its own.
+* ``mood``: a track is in the playlist of the mood its latest result chose (``results.moods``; none
+  where the mood head abstained), titled ``<mood> (mood)`` so a genre and a mood of one name never
+  share a file; ``min_confidence`` applies to the mood's confidence.
 
 Entries (:mod:`tagger.m3u`) are sorted by album, album artist, disc, track number, then path
 (tracks without an album tag after the albums, by path).
@@ -32,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -48,11 +52,11 @@ log = logging.getLogger("tagger.playlists")
 
 
 class PlaylistKind(StrEnum):
-    """What ``--by`` groups on. Moods, once the database records them, are one more member here and
-    one more grouper in :data:`GROUPERS`."""
+    """What ``--by`` groups on; each kind has its grouper in :data:`GROUPERS`."""
 
     GENRE = "genre"
     ALBUM_GENRE = "album-genre"
+    MOOD = "mood"
 
 
 class PlaylistError(TaggerError):
@@ -64,7 +68,7 @@ def collect(db: Database, rules: GenreRules | None = None, cache: TagCache | Non
     rules = rules or GenreRules()
     cache = cache or TagCache()
     query = (
-        select(Track.path, Track.duration, Result.genres)
+        select(Track.path, Track.duration, Result.genres, Result.moods)
         .join(Result, (Result.track_id == Track.id) & is_latest_result())
         .where(Track.status == TrackStatus.DONE)
         .order_by(Track.path)
@@ -72,7 +76,7 @@ def collect(db: Database, rules: GenreRules | None = None, cache: TagCache | Non
     with db.session() as session:
         rows = session.execute(query).all()
     entries = []
-    for path, duration, ranked in rows:
+    for path, duration, ranked, moods in rows:
         tags = cache.get(path)
         if tags is None:
             continue
@@ -80,9 +84,17 @@ def collect(db: Database, rules: GenreRules | None = None, cache: TagCache | Non
         for score in ranked or []:
             key = genre_key(rules.canonical(score["genre"]))
             confidences[key] = max(confidences.get(key, 0.0), float(score["confidence"]))
-        entries.append(Entry(path, duration, tags, confidences))
-    cache.keep_only(path for path, _, _ in rows)
+        entries.append(Entry(path, duration, tags, confidences, _chosen_moods(moods)))
+    cache.keep_only(path for path, *_ in rows)
     return entries
+
+
+def _chosen_moods(moods: dict[str, Any] | None) -> dict[str, float]:
+    """The moods a result chose, with their confidence (``results.moods``; None: no moods computed)."""
+    if not moods:
+        return {}
+    confidence = {row["mood"]: float(row["confidence"]) for row in moods.get("ranked", [])}
+    return {mood: confidence.get(mood, 0.0) for mood in moods.get("chosen", [])}
 
 
 # ---------------------------------------------------------------------------- grouping
@@ -154,9 +166,22 @@ def by_album_genre(entries: Sequence[Entry], rules: GenreRules, min_confidence: 
     return {names.title(key) + " (albums)": members for key, members in keyed.items()}
 
 
+def by_mood(entries: Sequence[Entry], rules: GenreRules, min_confidence: float) -> Groups:
+    """Each track in the playlist of the mood its latest result chose, heard with ``min_confidence``."""
+    names = _Names(GenreRules())  # the genre rules name genres, not moods
+    keyed: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        for mood, confidence in entry.moods.items():
+            key = names.key(mood)
+            if key and (min_confidence <= 0 or confidence >= min_confidence):
+                keyed[key].append(entry)
+    return {names.title(key) + " (mood)": members for key, members in keyed.items()}
+
+
 GROUPERS: dict[PlaylistKind, Callable[[Sequence[Entry], GenreRules, float], Groups]] = {
     PlaylistKind.GENRE: by_genre,
     PlaylistKind.ALBUM_GENRE: by_album_genre,
+    PlaylistKind.MOOD: by_mood,
 }
 
 

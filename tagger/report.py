@@ -1,5 +1,5 @@
-"""A summary of the library's genres from the database (no file is opened): what the files now contain,
-after the policy, and separately what the model proposed."""
+"""A summary of the library's genres and moods from the database (no file is opened): what the files now
+contain, after the policy, and separately what the model proposed."""
 
 from __future__ import annotations
 
@@ -40,6 +40,26 @@ class FileGenreRow:
 
 
 @dataclass
+class MoodRow:
+    """A mood the model proposed: the one a scan would write (``results.moods["chosen"]``) per track."""
+
+    mood: str
+    tracks: int
+    share: float  # of the tracks with moods computed (``moods_uncertain`` included)
+    mean_confidence: float
+
+
+@dataclass
+class FileMoodRow:
+    """A mood the files now carry (the first value of their MOOD field, after the policy)."""
+
+    mood: str
+    tracks: int
+    share: float  # of the tracks whose MOOD field is known (``no_mood`` included)
+    ours: int  # of them, how many carry it because this tool wrote it
+
+
+@dataclass
 class LibraryReport:
     tracks: int = 0  # present in the library (not gone)
     classified: int = 0
@@ -55,6 +75,10 @@ class LibraryReport:
     failures: list[dict[str, str]] = field(default_factory=list)
     tag_failures: list[dict[str, str]] = field(default_factory=list)
     folders: dict[str, dict[str, int]] = field(default_factory=dict)  # top folder -> genre in the files -> tracks
+    no_mood: int = 0  # MOOD field known and empty
+    moods_uncertain: int = 0  # moods computed, none proposed (the mood head abstained)
+    moods: list[FileMoodRow] = field(default_factory=list)  # what the files' MOOD fields now say
+    proposed_moods: list[MoodRow] = field(default_factory=list)  # what the model proposed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,14 +127,14 @@ def build_report(
     with db.session() as session:
         latest = is_latest_result(vocabulary=vocabulary or None)
         results = {r.track_id: r for r in session.scalars(select(Result).where(latest))}
-        writes = {  # the last write that reached the file (applied, or applied then restored), per track
-            w.track_id: w
-            for w in session.scalars(
-                select(TagWrite)
-                .where(TagWrite.status.in_([TagWriteStatus.APPLIED, TagWriteStatus.RESTORED]))
-                .order_by(TagWrite.id)
-            )
-        }
+        writes: dict[str, dict[int, TagWrite]] = {"genre": {}, "mood": {}}
+        for w in session.scalars(  # the last write of each role that reached the file (applied, or then restored)
+            select(TagWrite)
+            .where(TagWrite.status.in_([TagWriteStatus.APPLIED, TagWriteStatus.RESTORED]))
+            .order_by(TagWrite.id)
+        ):
+            writes.setdefault(w.role, {})[w.track_id] = w
+        moods = _MoodCounts()
         confidence_sum: dict[str, float] = defaultdict(float)
         proposed: Counter[str] = Counter()
         in_files: Counter[str] = Counter()
@@ -128,7 +152,8 @@ def build_report(
             if track.error:  # classified, but the tags could not be read or written
                 report.tag_failed += 1
                 report.tag_failures.append({"path": track.path, "reason": track.error})
-            write = writes.get(track.id)
+            moods.add_file(track.file_moods, writes["mood"].get(track.id))
+            write = writes["genre"].get(track.id)
             now = _file_genres(track, write)
             if now is not None:
                 if not now:
@@ -140,6 +165,8 @@ def build_report(
                     if write is not None and write.status == TagWriteStatus.APPLIED and write.new == now:
                         ours[genre] += 1
             result = results.get(track.id)
+            if result is not None and result.moods is not None:
+                moods.add_result(result.moods)
             if result is None or not result.genres:
                 continue
             report.classified += 1
@@ -157,4 +184,45 @@ def build_report(
         GenreRow(genre, n, n / report.classified, confidence_sum[genre] / n) for genre, n in proposed.most_common()
     ]
     report.folders = {folder: dict(c.most_common()) for folder, c in sorted(folders.items())}
+    moods.into(report)
     return report
+
+
+class _MoodCounts:
+    """The mood half of the report, counted as the genres are (by the first value; ours when our last applied
+    mood write is what the field holds), without genre rules (those name genres)."""
+
+    def __init__(self) -> None:
+        self.in_files: Counter[str] = Counter()
+        self.ours: Counter[str] = Counter()
+        self.proposed: Counter[str] = Counter()
+        self.confidence: dict[str, float] = defaultdict(float)
+        self.no_mood = self.uncertain = 0
+
+    def add_file(self, now: list[str] | None, write: TagWrite | None) -> None:
+        if now is None:  # not known: a row from before 0005, or tags never read
+            return
+        if not now:
+            self.no_mood += 1
+            return
+        self.in_files[now[0]] += 1
+        if write is not None and write.status == TagWriteStatus.APPLIED and write.new == now:
+            self.ours[now[0]] += 1
+
+    def add_result(self, moods: dict[str, Any]) -> None:
+        chosen = moods.get("chosen") or []
+        if not chosen:
+            self.uncertain += 1
+            return
+        self.proposed[chosen[0]] += 1
+        ranked = {row["mood"]: float(row["confidence"]) for row in moods.get("ranked", [])}
+        self.confidence[chosen[0]] += ranked.get(chosen[0], 0.0)
+
+    def into(self, report: LibraryReport) -> None:
+        report.no_mood, report.moods_uncertain = self.no_mood, self.uncertain
+        known = self.in_files.total() + self.no_mood
+        report.moods = [FileMoodRow(m, n, n / known, self.ours[m]) for m, n in self.in_files.most_common()]
+        computed = self.proposed.total() + self.uncertain
+        report.proposed_moods = [
+            MoodRow(m, n, n / computed, self.confidence[m] / n) for m, n in self.proposed.most_common()
+        ]

@@ -2,8 +2,8 @@
 
 The page carries the report as the JSON `tagger report --format json` prints and draws from it in the
 browser, so the page and the JSON cannot disagree. Charts: genre shares (what the files now contain
-beside what the model proposed), the confidence histogram, genres per top-level folder; then the
-uncertain and the failed tracks.
+beside what the model proposed), mood shares (the same two for the MOOD field), the confidence histogram,
+genres per top-level folder; then the uncertain and the failed tracks.
 """
 
 from __future__ import annotations
@@ -63,6 +63,16 @@ bars("model-chart", data.proposed.map(r => ({key: r.genre, width: r.share, fill:
   text: `${r.tracks} (${pct(r.share)}, mean ${r.mean_confidence.toFixed(2)})`,
   attrs: {"data-chart": "model", "data-genre": r.genre, "data-tracks": r.tracks}})),
   "genres the model proposed");
+const moodNames = [...new Set([...data.moods, ...data.proposed_moods].map(r => r.mood))].sort();
+const moodColour = m => palette[(moodNames.indexOf(m) + 4) % palette.length];
+bars("mood-files-chart", data.moods.map(r => ({key: r.mood, width: r.share, fill: moodColour(r.mood),
+  text: `${r.tracks} (${pct(r.share)})`,
+  attrs: {"data-chart": "mood-files", "data-mood": r.mood, "data-tracks": r.tracks, "data-ours": r.ours}})),
+  "moods in the files now");
+bars("mood-model-chart", data.proposed_moods.map(r => ({key: r.mood, width: r.share, fill: moodColour(r.mood),
+  text: `${r.tracks} (${pct(r.share)}, mean ${r.mean_confidence.toFixed(2)})`,
+  attrs: {"data-chart": "mood-model", "data-mood": r.mood, "data-tracks": r.tracks}})),
+  "moods the model proposed");
 
 (function histogram() {
   const counts = data.confidence_histogram, top = Math.max(1, ...counts), w = 40, hmax = 120;
@@ -124,7 +134,7 @@ table("failed", [...data.failures.map(r => ({...r, what: "not classified"})),
       [["path", r => r.path], ["what", r => r.what], ["reason", r => r.reason]]);
 
 const summary = document.getElementById("summary");
-for (const key of ["tracks", "classified", "failed", "tag_failed", "gone", "no_genre"]) {
+for (const key of ["tracks", "classified", "failed", "tag_failed", "gone", "no_genre", "no_mood", "moods_uncertain"]) {
   summary.append(el("span", {"data-k": key}, `${key.replace("_", " ")}: ${data[key]}`), "  ");
 }
 document.body.setAttribute("data-rendered", "yes");
@@ -143,6 +153,11 @@ _PAGE = """<!DOCTYPE html>
 <div class="charts">
 <div><h3>What the files now contain</h3><div id="files-chart"></div></div>
 <div><h3>What the model proposed</h3><div id="model-chart"></div></div>
+</div>
+<h2>Mood shares</h2>
+<div class="charts">
+<div><h3>What the files' MOOD fields now say</h3><div id="mood-files-chart"></div></div>
+<div><h3>What the model proposed</h3><div id="mood-model-chart"></div></div>
 </div>
 <h2>Confidence of the model's top genre</h2><div id="confidence-chart"></div>
 <h2>Per top-level folder (genres in the files)</h2><div id="folder-chart"></div>

@@ -49,3 +49,13 @@ def test_policies(
     existing: list[str], proposed: list[str], policy: Policy, ours: bool, expected: list[str] | None
 ) -> None:
     assert decide(existing, proposed, policy, ours) == expected
+
+
+def test_a_multiclass_head_abstains_below_its_threshold() -> None:
+    head = Head(name="moods", labels=("Q1", "Q2", "Q3", "Q4"), abstain_below=0.5)
+    windows = np.array([[0.45, 0.35, 0.1, 0.1], [0.35, 0.45, 0.1, 0.1], [0.6, 0.2, 0.1, 0.1]])  # Q1 0.467
+    unsure = aggregate(windows, head, top_k=1)
+    assert unsure.chosen == () and unsure.abstained and not unsure.confident
+    assert [s.label for s in unsure.ranked] == ["Q1"]  # the candidate is kept
+    sure = aggregate(windows[2:], head, top_k=1)
+    assert sure.chosen == ("Q1",) and not sure.abstained

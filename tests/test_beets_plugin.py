@@ -15,6 +15,7 @@ from tagger.pipeline import analyse_track
 from tagger.tags import open_tags
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
+from tests.mood_card import GENRE_MOODS, mood_card_path
 
 pytest.importorskip("beets", reason="beets is not installed (the [beets] extra)")
 pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
@@ -133,3 +134,41 @@ def test_a_bad_option_is_one_line_and_changes_nothing(library: tuple[Path, Path]
         "configuration error: genretag.policy: must be one of ['keep', 'overwrite', 'merge'], not 'sometimes'"
     ]
     assert genres(beetsdir) == {"owner.flac": "Chanson", "techno.mp3": "", "chimes.ogg": ""}
+
+
+def moods(beetsdir: Path) -> dict[str, str]:
+    """file name -> `beet ls -f '$mood'` (a flexible field: "" where unset, which beets prints as "$mood")."""
+    listed = beet(beetsdir, "ls", "-f", "$path\t$mood").stdout
+    rows = (line.split("\t") for line in listed.splitlines() if line)
+    return {Path(path).name: "" if mood == "$mood" else mood for path, mood in rows}
+
+
+def test_with_a_mood_head_genretag_also_sets_beets_mood_field(library: tuple[Path, Path], tmp_path: Path) -> None:
+    music, beetsdir = library
+    card = mood_card_path(tmp_path / "model")
+    beet(beetsdir, "modify", "-y", "mood=Calm", f"path:{music / 'owner.flac'}")  # the owner's own mood
+    config = tmp_path / "moods.yaml"
+    config.write_text(f"genretag:\n  model: {card}\n")
+    off = tmp_path / "no-moods.yaml"
+    off.write_text(f"genretag:\n  model: {card}\n  moods: no\n")
+    beet(beetsdir, "-c", str(off), "genretag")
+    assert moods(beetsdir) == {"owner.flac": "Calm", "techno.mp3": "", "chimes.ogg": ""}  # moods: no
+
+    unsure = tmp_path / "unsure"
+    unsure_config = tmp_path / "unsure.yaml"
+    unsure_config.write_text(f"genretag:\n  model: {mood_card_path(unsure, abstain_below=0.99)}\n")
+    abstained = beet(beetsdir, "-c", str(unsure_config), "genretag").stdout
+    assert abstained.count("mood uncertain (") == 3, abstained
+    assert moods(beetsdir) == {"owner.flac": "Calm", "techno.mp3": "", "chimes.ogg": ""}
+
+    files = {p.name: p.read_bytes() for p in music.iterdir()}
+    done = beet(beetsdir, "-c", str(config), "genretag").stdout
+    assert "mood kept Calm" in done, done  # policy keep: the owner's mood stays
+    assert moods(beetsdir) == {"owner.flac": "Calm", "techno.mp3": GENRE_MOODS["techno"], "chimes.ogg": "Happy"}
+    assert {p.name: p.read_bytes() for p in music.iterdir()} == files  # stored in beets' library only
+    assert "mood unchanged" in beet(beetsdir, "-c", str(config), "genretag").stdout  # our own mood: recognised
+
+    overwrite = tmp_path / "overwrite.yaml"
+    overwrite.write_text(f"genretag:\n  model: {card}\n  policy: overwrite\n")
+    beet(beetsdir, "-c", str(overwrite), "genretag", f"path:{music / 'owner.flac'}")
+    assert moods(beetsdir)["owner.flac"] == GENRE_MOODS["drone"] == "Sad"

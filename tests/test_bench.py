@@ -91,3 +91,27 @@ def test_the_previous_musicnn_file_is_kept_for_the_comparison() -> None:
     previous = children.BASELINE_MODELS["musicnn"]
     assert previous.is_file() and previous.read_bytes()[4:8] == b"TFL3"  # a TFLite flatbuffer
     assert previous.read_bytes() != (MODELS_DIR / "musicnn.tflite").read_bytes()
+
+
+def test_the_moods_row_compares_the_card_with_a_copy_without_its_mood_head(tmp_path: Path) -> None:
+    import argparse
+
+    from bench.figures import Bench, _card_without
+    from tagger.model import ModelCard
+    from tests.mood_card import MOOD_HEAD, mood_card_path
+
+    card = mood_card_path(tmp_path / "model")
+    bench = Bench(argparse.Namespace(), tmp_path, {}, str(card))
+    without = ModelCard.load(_card_without(bench, [MOOD_HEAD], "without-moods.json"))
+    shipped = ModelCard.load(card)
+    assert shipped.mood_head == MOOD_HEAD and without.mood_head is None and MOOD_HEAD not in without.heads
+    assert without.heads == {n: h for n, h in shipped.heads.items() if n != MOOD_HEAD}  # all else the same
+    assert without.model_file == shipped.model_file and without.default_head == shipped.default_head
+
+
+def test_the_moods_row_times_the_mood_work_of_a_track_in_process(tmp_path: Path, track: Path) -> None:
+    from bench.figures import _mood_work_cpu
+    from tests.mood_card import mood_card
+
+    head_s, analysis_s = _mood_work_cpu(mood_card(tmp_path / "model"), track, None)
+    assert 0 < head_s < analysis_s  # the head and its decision, a part of what the whole analysis costs

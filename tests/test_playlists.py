@@ -18,6 +18,7 @@ import m3u8  # type: ignore[import-untyped]
 import pytest
 from mutagen.flac import FLAC
 from mutagen.id3 import ID3, TALB, TIT2, TPE1, TRCK
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tagger.cli import app
@@ -29,11 +30,12 @@ from tagger.model import ModelCard
 from tagger.playlists import PlaylistKind, collect, write_playlists
 from tagger.record import Library, TagOptions
 from tagger.scan import Scanner
-from tagger.store import Database
+from tagger.store import Database, Result
 from tagger.systemd import Notifier
 from tagger.tags import open_tags
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
+from tests.mood_card import GENRE_MOODS, mood_card_path
 
 pytestmark = [pytest.mark.model]
 
@@ -229,7 +231,7 @@ def test_bad_folder_is_one_line(tmp_path: Path, database: Database) -> None:
     code, output = invoke("playlists", "--out", str(not_a_folder), "--db", database.url)
     assert code == 1 and "Traceback" not in output and "playlists folder" in output
     assert not_a_folder.read_text() == "x"
-    code, output = invoke("playlists", "--out", str(tmp_path / "p"), "--by", "mood", "--db", database.url)
+    code, output = invoke("playlists", "--out", str(tmp_path / "p"), "--by", "colour", "--db", database.url)
     assert code == 2 and "--by" in output
 
 
@@ -347,5 +349,68 @@ def test_playlist_settings_are_checked() -> None:
     settings = settings_from_dict({"playlists_dir": "~/lists", "playlists": {"refresh_seconds": 5, "by": "genre"}})
     assert settings.playlists_dir == str(Path("~/lists").expanduser())
     assert settings.playlists.refresh_seconds == 5.0
-    with pytest.raises(ConfigError, match=r'playlists\.by: expected "genre" or "album-genre", got "mood"'):
-        settings_from_dict({"playlists": {"by": "mood"}})
+    with pytest.raises(ConfigError, match=r'playlists\.by: expected "genre" or "album-genre" or "mood", got "colour"'):
+        settings_from_dict({"playlists": {"by": "colour"}})
+    assert settings_from_dict({"playlists": {"by": "mood"}}).playlists.by == "mood"
+
+
+# ---------------------------------------------------------------------------- moods
+@pytest.fixture
+def mood_library(tmp_path: Path, database: Database) -> tuple[Path, dict[str, Path]]:
+    """The library scanned with a model that has a mood head: each result holds its track's moods."""
+    root = tmp_path / "music"
+    tracks = make_library(root)
+    scan(database, ModelCard.load(mood_card_path(tmp_path / "model")), root)
+    return root, tracks
+
+
+def genre_of(path: Path) -> str:
+    return GENRES["abc".index(path.stem)] if path.suffix == ".flac" else GENRES[int(path.stem[-1]) % 5]
+
+
+def test_one_playlist_per_mood_of_the_latest_results(
+    mood_library: tuple[Path, dict[str, Path]], database: Database
+) -> None:
+    root, tracks = mood_library
+    out = root / "Playlists"
+    open_tags(tracks["album1"]).write_genres(["Happy"])  # a genre of the same name: its own playlist, its own file
+    code, output = invoke("playlists", "--out", str(out), "--by", "mood", "--db", database.url)
+    assert code == 0, output
+    expected: dict[str, set[Path]] = {}
+    for path in tracks.values():
+        expected.setdefault(f"{GENRE_MOODS[genre_of(path)]} (mood).m3u8", set()).add(path.resolve())
+    assert len(expected) >= 3  # drone Sad, techno Aggressive, chimes and breaks Happy, organ Relaxed
+    lists = playlists_in(out)
+    assert {name: set(entries) for name, entries in lists.items()} == expected
+    assert all((out / name).read_text().splitlines()[1].startswith(MARKER + "by=mood") for name in lists)
+    code, output = invoke("playlists", "--out", str(out), "--db", database.url)  # by genre: beside them
+    assert code == 0, output
+    assert read_playlist(out / "Happy.m3u8") == [tracks["album1"].resolve()]
+    assert {name: set(entries) for name, entries in playlists_in(out).items() if "(mood)" in name} == expected
+
+    with database.session() as session:  # as if the head had abstained on album1, and heard single3's mood weakly
+        for result in session.scalars(select(Result)):
+            assert result.moods is not None
+            if result.track.path == str(tracks["album1"].resolve()):
+                result.moods = {**result.moods, "chosen": [], "abstained": True}
+            elif result.track.path == str(tracks["single3"].resolve()):
+                result.moods = {**result.moods, "ranked": [{**r, "confidence": 0.4} for r in result.moods["ranked"]]}
+        session.commit()
+    done = write_playlists(database, out, PlaylistKind.MOOD, min_confidence=0.5)
+    listed = {e for name, entries in playlists_in(out).items() if "(mood)" in name for e in entries}
+    assert listed == {p.resolve() for p in tracks.values()} - {tracks["album1"].resolve(), tracks["single3"].resolve()}
+    assert all(p.name.endswith(" (mood).m3u8") for p in done.removed + done.written)  # genre playlists untouched
+    assert read_playlist(out / "Happy.m3u8") == [tracks["album1"].resolve()]
+
+
+def test_the_daemons_refresher_writes_mood_playlists_from_the_config(
+    mood_library: tuple[Path, dict[str, Path]], database: Database
+) -> None:
+    root, tracks = mood_library
+    settings = settings_from_dict({"playlists_dir": str(root / "Lists"), "playlists": {"by": "mood"}})
+    refresher = PlaylistRefresher.from_settings(database, settings)
+    assert refresher.kind is PlaylistKind.MOOD and refresher.maybe_refresh(100.0)
+    refresher.wait(60)
+    lists = playlists_in(root / "Lists")
+    assert refresher.refreshes == 1 and lists and all(name.endswith(" (mood).m3u8") for name in lists)
+    assert {e for entries in lists.values() for e in entries} == {p.resolve() for p in tracks.values()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from tagger.store.db import migrations_dir
 from tagger.tags import open_tags
 from tagger.track import Outcome
 from tests.audio_factory import make_track
+from tests.conftest import TINY_CARD
+from tests.mood_card import mood_card_path
 
 pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
 
@@ -85,3 +88,71 @@ def test_a_0003_database_is_upgraded_and_its_report_falls_back_to_the_writes(
     old = build_report(database)
     assert old.genres == fresh.genres and old.proposed == fresh.proposed
     assert {row.genre for row in old.genres} >= {"Chanson"}
+
+
+def test_report_counts_the_moods_in_the_files_and_the_proposed_ones_apart(
+    music: Path, database: Database, tmp_path: Path
+) -> None:
+    before = build_report(database)
+    assert before.moods == [] and before.proposed_moods == [] and before.no_mood == before.moods_uncertain == 0
+    open_tags(music / "owned" / "owner.flac").write({"mood": ["Melancholy"]})  # the owner's own mood: kept
+    card = ModelCard.load(mood_card_path(tmp_path / "model"))
+    scan(database, card, music)
+    report = build_report(database)
+    # owner.flac is techno (Aggressive), plain.ogg drone (Sad), plain.mp3 chimes (Happy)
+    assert sorted((r.mood, r.tracks, r.share) for r in report.proposed_moods) == [
+        ("Aggressive", 1, 1 / 3), ("Happy", 1, 1 / 3), ("Sad", 1, 1 / 3)
+    ]  # fmt: skip
+    assert all(0.9 < r.mean_confidence < 1.0 for r in report.proposed_moods) and report.moods_uncertain == 0
+    in_files = {p.name: open_tags(p).read("mood") for p in music.rglob("*.*")}
+    assert in_files == {"owner.flac": ["Melancholy"], "plain.ogg": ["Sad"], "plain.mp3": ["Happy"]}
+    assert sorted((r.mood, r.tracks, r.share, r.ours) for r in report.moods) == [
+        ("Happy", 1, 1 / 3, 1), ("Melancholy", 1, 1 / 3, 0), ("Sad", 1, 1 / 3, 1)
+    ]  # fmt: skip
+    assert report.no_mood == 0
+    # The mood writes are not genre writes: the genres count as a scan without moods would have them.
+    assert {r.genre: (r.tracks, r.ours) for r in report.genres} == {
+        "Chanson": (1, 0),
+        "drone": (1, 1),
+        "chimes": (1, 1),
+    }
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["proposed_moods"] == [
+        {"mood": r.mood, "tracks": r.tracks, "share": r.share, "mean_confidence": r.mean_confidence}
+        for r in report.proposed_moods
+    ]
+
+    restore(database)  # our writes taken back, genre and mood: those files carry no mood now, the owner's stays
+    after = build_report(database)
+    assert [(r.mood, r.tracks, r.ours) for r in after.moods] == [("Melancholy", 1, 0)] and after.no_mood == 2
+    assert after.proposed_moods == report.proposed_moods
+
+
+def test_report_counts_the_tracks_whose_mood_head_abstained(music: Path, tmp_path: Path) -> None:
+    database = Database(tmp_path / "abstain.db")
+    scan(database, ModelCard.load(mood_card_path(tmp_path / "model", abstain_below=0.99)), music)
+    report = build_report(database)
+    assert report.proposed_moods == [] and report.moods_uncertain == 3
+    assert report.moods == [] and report.no_mood == 3  # nothing written: the MOOD fields stay empty
+
+
+def test_report_prints_the_mood_tables(music: Path, database: Database, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tagger.cli import app
+
+    def report(db: Path) -> str:
+        done = CliRunner().invoke(app, ["report", "--db", str(db), "--config", str(tmp_path / "no.toml")])
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    scan(Database(tmp_path / "genres-only.db"), ModelCard.load(TINY_CARD), music)
+    assert "mood" not in report(tmp_path / "genres-only.db")  # nothing about moods where none were computed
+    scan(database, ModelCard.load(mood_card_path(tmp_path / "model")), music)  # a second database: all decoded
+    shown = report(tmp_path / "state" / "tagger.db")
+    assert "moods in the files now (0 with none)" in shown
+    assert "moods the model proposed (0 uncertain)" in shown
+    rows = [[c.strip() for c in ln.split("│")[1:-1]] for ln in shown.splitlines() if ln.startswith("│")]
+    # Each mood once in the files (written by us) and once proposed (with its mean confidence).
+    assert [r for r in rows if r[0] == "Sad"] == [["Sad", "1", "33.3%", "1"], ["Sad", "1", "33.3%", "0.95"]]
+    assert [r for r in rows if r[0] == "Happy"] == [["Happy", "1", "33.3%", "1"], ["Happy", "1", "33.3%", "0.95"]]

@@ -16,6 +16,7 @@ import pytest
 from tagger.tags import open_tags
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
+from tests.mood_card import mood_card_path
 
 pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
 
@@ -144,8 +145,9 @@ def test_the_rendered_page_shows_the_numbers_of_the_json_report(library: Path, t
     assert str(library / "owned" / "a <b>.ogg") in {row["path"] for row in drawn.rows["uncertain"]}
     assert [row["path"] for row in drawn.rows["failed"]] == [f["path"] for f in data["failures"] + data["tag_failures"]]
     assert {k: int(v) for k, v in drawn.summary.items()} == {
-        k: data[k] for k in ("tracks", "classified", "failed", "tag_failed", "gone", "no_genre")
-    }
+        k: data[k] for k in ("tracks", "classified", "failed", "tag_failed", "gone", "no_genre", "no_mood",
+                             "moods_uncertain")
+    }  # fmt: skip
 
 
 def test_an_html_file_in_a_missing_folder_is_one_line(tmp_path: Path) -> None:
@@ -153,3 +155,41 @@ def test_an_html_file_in_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'nowhere'}: no such folder" and result.stdout == ""
     assert not (tmp_path / "t.db").exists()  # refused before the database was opened
+
+
+def test_the_rendered_page_draws_the_mood_counts_of_the_json_report(tmp_path: Path) -> None:
+    root = tmp_path / "music"
+    for i, genre in enumerate(("techno", "drone", "chimes", "breaks", "organ")):
+        make_track(root / f"{genre}.flac", genre=genre, seconds=4.0, seed=i)
+    open_tags(root / "techno.flac").write({"mood": ["Melancholy"]})  # the owner's: kept
+    card = mood_card_path(tmp_path / "model")
+    scanned = tagger("scan", str(root), "--model", str(card), "--workers", "1", "--json", tmp_path=tmp_path)
+    assert scanned.returncode == 0, scanned.stderr
+    page = tmp_path / "report.html"
+    data = json.loads(tagger("report", "--format", "json", tmp_path=tmp_path).stdout)
+    made = tagger("report", "--html", str(page), tmp_path=tmp_path)
+    assert made.returncode == 0, made.stderr
+    # chimes and breaks are Happy, drone Sad, techno Aggressive, organ Relaxed
+    assert {r["mood"]: r["tracks"] for r in data["proposed_moods"]} == {
+        "Happy": 2,
+        "Sad": 1,
+        "Aggressive": 1,
+        "Relaxed": 1,
+    }
+    assert {r["mood"]: (r["tracks"], r["ours"]) for r in data["moods"]} == {
+        "Happy": (2, 2), "Melancholy": (1, 0), "Sad": (1, 1), "Relaxed": (1, 1)
+    }  # fmt: skip
+
+    drawn = Rendered()
+    drawn.feed(rendered_dom(page, tmp_path))
+
+    def chart(name: str) -> list[dict[str, str]]:
+        return [g for g in drawn.groups if g.get("data-chart") == name]
+
+    assert [(g["data-mood"], int(g["data-tracks"]), int(g["data-ours"])) for g in chart("mood-files")] == [
+        (row["mood"], row["tracks"], row["ours"]) for row in data["moods"]
+    ]
+    assert [(g["data-mood"], int(g["data-tracks"])) for g in chart("mood-model")] == [
+        (row["mood"], row["tracks"]) for row in data["proposed_moods"]
+    ]
+    assert int(drawn.summary["no_mood"]) == data["no_mood"] == 0 and int(drawn.summary["moods_uncertain"]) == 0

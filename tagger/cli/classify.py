@@ -1,9 +1,9 @@
-"""``tagger classify FILE``: one track's genres and timeline, printed; nothing is written (but --plot's PNG)."""
+"""``tagger classify FILE``: one track's genres, moods and timeline, printed; nothing is written (but --plot's PNG)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -22,6 +22,9 @@ from tagger.cli.options import (
 )
 from tagger.errors import TaggerError
 
+if TYPE_CHECKING:
+    from tagger.classify import TrackMoods
+
 
 def classify(
     file: Annotated[Path, typer.Argument(help="One audio file (it is not modified)")],
@@ -37,8 +40,10 @@ def classify(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Draw the window timeline into this PNG (the [plot] extra)")
     ] = None,
+    moods: Annotated[bool, typer.Option("--moods/--no-moods", help="Show the moods (models with a mood head)")] = True,
 ) -> None:
-    """Genres of one track with confidences, and the per-window timeline. Touches nothing (but --plot's PNG)."""
+    """Genres of one track with confidences, its moods and the per-window timeline. Touches nothing (but --plot's
+    PNG)."""
     from tagger.classify import classify_file
 
     settings = command_settings(
@@ -52,7 +57,7 @@ def classify(
             from tagger.plot import check_target
 
             check_target(plot)
-        result = classify_file(file, settings, top_k)
+        result = classify_file(file, settings, top_k, moods)
         if plot is not None:
             result.plot(plot)
     except (TaggerError, ValueError) as error:
@@ -71,6 +76,8 @@ def classify(
         table.add_row(score.genre, f"{score.confidence:.3f}")
     stdout.print(table)
     stdout.print(f"would write: {', '.join(result.chosen) or '(nothing: below threshold)'}")
+    if result.moods is not None:
+        print_moods(result.moods, result.card.model_id)
     timeline = Table(title="timeline")
     timeline.add_column("start", justify="right")
     timeline.add_column("genre")
@@ -78,3 +85,17 @@ def classify(
     for window in result.timeline:
         timeline.add_row(f"{window.start:7.1f} s", window.genre, f"{window.confidence:.2f}")
     stdout.print(timeline)
+
+
+def print_moods(found: TrackMoods, model_id: str) -> None:
+    mood_table = Table(title=f"moods ({model_id}/{found.vocabulary.head.name})")
+    mood_table.add_column("mood")
+    mood_table.add_column("confidence", justify="right")
+    for score in found.ranked:
+        mood_table.add_row(score.genre, f"{score.confidence:.3f}")
+    stdout.print(mood_table)
+    top = found.decision.top
+    uncertain = f"(nothing: uncertain, the head abstains; top {top.genre} {top.confidence:.2f})"
+    stdout.print(f"would write mood: {', '.join(found.decision.chosen) or uncertain}", highlight=False)
+    if (plane := found.axes) is not None:
+        stdout.print(f"valence {plane.valence:+.2f}, arousal {plane.arousal:+.2f}", highlight=False)

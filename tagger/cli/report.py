@@ -24,6 +24,8 @@ from tagger.errors import TaggerError
 if TYPE_CHECKING:
     import numpy as np
 
+    from tagger.report import LibraryReport
+
 
 def report(
     output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
@@ -35,8 +37,8 @@ def report(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Genres the files now contain (after the policy) and, apart, what the model proposed; confidences, weak and
-    failed tracks; per folder."""
+    """Genres and moods the files now contain (after the policy) and, apart, what the model proposed; confidences,
+    weak and failed tracks; per folder."""
     from tagger.report import build_report
     from tagger.store import Database
 
@@ -78,6 +80,8 @@ def report(
     for row in result.proposed:
         table.add_row(row.genre, str(row.tracks), f"{row.share:.1%}", f"{row.mean_confidence:.2f}")
     stdout.print(table)
+    if result.moods or result.proposed_moods or result.moods_uncertain:
+        print_moods(result)
     if result.folders:
         folders = Table(title="by top-level folder")
         folders.add_column("folder")
@@ -93,6 +97,21 @@ def report(
         stdout.print(f"[red]not tagged[/] {item['path']}: {item['reason']}", highlight=False)
 
 
+def print_moods(result: LibraryReport) -> None:
+    in_files = Table(title=f"moods in the files now ({result.no_mood} with none)")
+    for column in ("mood", "tracks", "share", "written by us"):
+        in_files.add_column(column, justify="left" if column == "mood" else "right")
+    for file_row in result.moods:
+        in_files.add_row(file_row.mood, str(file_row.tracks), f"{file_row.share:.1%}", str(file_row.ours))
+    stdout.print(in_files)
+    table = Table(title=f"moods the model proposed ({result.moods_uncertain} uncertain)")
+    for column in ("mood", "tracks", "share", "mean confidence"):
+        table.add_column(column, justify="left" if column == "mood" else "right")
+    for row in result.proposed_moods:
+        table.add_row(row.mood, str(row.tracks), f"{row.share:.1%}", f"{row.mean_confidence:.2f}")
+    stdout.print(table)
+
+
 def playlists(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder of the playlists", show_default="config playlists_dir")
@@ -100,7 +119,7 @@ def playlists(
     by: Annotated[
         str | None,
         typer.Option(
-            help="genre: a playlist per genre; album-genre: whole albums by their genre",
+            help="genre: a playlist per genre; album-genre: whole albums by their genre; mood: a playlist per mood",
             show_default="config, else genre",
         ),
     ] = None,
@@ -112,7 +131,8 @@ def playlists(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON")] = False,
 ) -> None:
-    """One .m3u8 per genre of the classified tracks, paths relative to the playlist (media servers import them).
+    """One .m3u8 per genre (or mood) of the classified tracks, paths relative to the playlist (media servers import
+    them).
 
     Only playlists this tool made (marked by a #GENRE-TAGGER line) are rewritten or removed.
     """
