@@ -185,13 +185,23 @@ class Database:
                     # would cascade into every result and tag write. The pragma only works outside a transaction.
                     connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
                     connection.commit()
+                    # pysqlite opens a transaction only before INSERT/UPDATE/DELETE: every CREATE/ALTER of a
+                    # migration would commit on its own, and a run killed half-way left a schema no later start
+                    # could finish ("table tracks already exists"). Driver autocommit plus an explicit BEGIN puts
+                    # the whole upgrade in one SQLite transaction: all of it, or none.
+                    raw = connection.connection.dbapi_connection
+                    saved_isolation = raw.isolation_level  # type: ignore[union-attr]
+                    raw.isolation_level = None  # type: ignore[union-attr]
                 try:
                     with connection.begin():
+                        if sqlite:
+                            connection.exec_driver_sql("BEGIN IMMEDIATE")
                         self._revisions(connection, scripts)  # again: the other start may have upgraded meanwhile
                         config.attributes["connection"] = connection
                         command.upgrade(config, "head")
                 finally:
                     if sqlite:
+                        raw.isolation_level = saved_isolation  # type: ignore[union-attr]
                         connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                         connection.commit()
 

@@ -144,6 +144,35 @@ def python_process(code: str, *args: str, env: dict[str, str] | None = None) -> 
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})  # fmt: skip
 
 
+@pytest.mark.parametrize("statement", ["CREATE TABLE results", "DROP TABLE tracks", "ALTER TABLE tag_writes"])
+def test_a_first_start_killed_during_its_migration_leaves_a_database_the_next_start_opens(
+    tmp_path: Path, statement: str
+) -> None:
+    """A process killed half-way through the first migration (a real second process, ended with os._exit right
+    after a chosen DDL statement ran): the next start finds no half-made schema (was: "table tracks already
+    exists" for ever after)."""
+    path = tmp_path / "tagger.db"
+    code = """if True:
+        import os, sys
+        from sqlalchemy import event
+        from tagger.store import Database
+        db = Database(sys.argv[1], migrate=False)
+        def die(conn, cursor, statement, *rest):
+            if statement.lstrip().upper().startswith(sys.argv[2].upper()):
+                os._exit(137)  # as SIGKILL would: no rollback, no cleanup
+        event.listen(db.engine, "after_cursor_execute", die)
+        db.migrate()
+        print("not killed")"""
+    process = python_process(code, str(path), statement)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 137, stdout + stderr[-2000:]
+    database = Database(path)
+    names = set(inspect(database.engine).get_table_names())
+    assert {"tracks", "results", "tag_writes", "alembic_version"} <= names
+    with database.session() as session:
+        assert session.scalar(text("SELECT version_num FROM alembic_version")) == head_revision()
+
+
 def test_two_first_starts_at_once_both_succeed(db_url: str, tmp_path: Path) -> None:
     """Two processes migrating an empty database at the same moment (was: one died creating alembic_version)."""
     code = """if True:
