@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -123,7 +123,9 @@ def _analyse_in_worker(path: Path, max_windows: int | None) -> Analysed:
 class Scanner:
     """Runs scans; ``scan()``/``run()`` yield one :class:`TrackReport` per file as they go.
 
-    The worker pool (one model per worker) lives as long as the scanner, so the daemon
+    The analyses come from ``backend`` (default: a :class:`ProcessPool` of ``workers``, or :class:`InProcess`
+    without ``isolate``; :mod:`tagger.cluster` gives a Dask cluster's); whichever it is, this process stores
+    them and writes the tags. The backend (one model per worker) lives as long as the scanner, so the daemon
     reuses it for every batch; use as a context manager or call :meth:`close`.
     """
 
@@ -138,18 +140,17 @@ class Scanner:
         isolate: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         album_mode: AlbumMode = "track",
+        backend: AnalysisBackend | None = None,
     ) -> None:
         self.library = library
-        self.workers = max(1, workers)
-        self.threads = threads
         self.max_windows = max_windows
         self.follow_symlinks = follow_symlinks
         self.force = force
-        self.isolate = isolate  # decode in worker processes, so a crashing or hanging decoder costs one track
-        self.timeout = timeout
         self.album_mode = album_mode  # consensus: a folder's albums are decided together once all are analysed
-        self._pool: ProcessPoolExecutor | None = None
-        self._classifier: Classifier | None = None
+        # isolate: decode in worker processes, so a crashing or hanging decoder costs one track
+        self.backend = backend or (
+            ProcessPool(library.card, workers, threads, timeout) if isolate else InProcess(library.card, threads)
+        )
 
     def __enter__(self) -> Scanner:
         return self
@@ -158,14 +159,12 @@ class Scanner:
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self.backend.close()
 
     def reconfigure(self, library: Library, max_windows: int | None) -> None:
         """Tag through ``library`` (new tagging options) and analyse ``max_windows`` from the next file on.
 
-        The worker pool is kept: ``library`` must hold the model card the workers loaded."""
+        The analysis backend is kept: ``library`` must hold the model card the workers loaded."""
         self.library = library
         self.max_windows = max_windows
 
@@ -213,7 +212,7 @@ class Scanner:
         yield from done
         for root, state, analysis in retag:
             yield self.library.record(analysis, root, state)
-        analysed = zip(todo, self._analyse_all([p for _, p, _ in todo]), strict=True)
+        analysed = zip(todo, self.backend.analyse([p for _, p, _ in todo], self.max_windows), strict=True)
         if self.album_mode == "consensus":
             yield from self._record_by_folder(analysed)
             return
@@ -326,42 +325,81 @@ class Scanner:
             return TrackReport(path, Outcome.FAILED, reason="changed while being read; next run retries")
         return self.library.record(analysed, root, state, album)
 
-    def _analyse_all(self, paths: list[Path]) -> Iterator[Analysed]:
-        """Results in input order; a few tracks in flight per worker at most (bounded memory)."""
+    def worker_pids(self) -> set[int]:
+        """The local pool's running workers' process ids (none before the first track): a restart changes them."""
+        return self.backend.worker_pids() if isinstance(self.backend, ProcessPool) else set()
+
+
+# ---------------------------------------------------------------- analysis backends
+class AnalysisBackend(Protocol):
+    """Where tracks are analysed: ``analyse`` yields one result per path, in input order, never raising for a bad
+    file (a :class:`FileError` naming it comes back instead); what it holds (workers, models) lasts until ``close``."""
+
+    def analyse(self, paths: list[Path], max_windows: int | None) -> Iterator[Analysed]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcess:
+    """In this process, the model loaded on the first track (tests, and ``isolate=False``)."""
+
+    def __init__(self, card: ModelCard, threads: int = 1) -> None:
+        self.card, self.threads = card, threads
+        self._classifier: Classifier | None = None
+
+    def analyse(self, paths: list[Path], max_windows: int | None) -> Iterator[Analysed]:
         if not paths:
             return  # nothing to classify: no model is loaded
-        if not self.isolate:
-            if self._classifier is None:
-                self._classifier = Classifier(self.library.card, threads=self.threads)
-            for path in paths:
-                yield analyse_safely(path, self._classifier, self.max_windows)
-            return
+        if self._classifier is None:
+            self._classifier = Classifier(self.card, threads=self.threads)
+        for path in paths:
+            yield analyse_safely(path, self._classifier, max_windows)
+
+    def close(self) -> None:
+        self._classifier = None
+
+
+class ProcessPool:
+    """Local worker processes (spawned on the first track, one model each), so a crashing or hanging decoder costs
+    one track: a worker that dies or passes ``timeout`` is killed and the pool restarted."""
+
+    def __init__(self, card: ModelCard, workers: int = 1, threads: int = 1, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.card, self.workers, self.threads, self.timeout = card, max(1, workers), threads, timeout
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def analyse(self, paths: list[Path], max_windows: int | None) -> Iterator[Analysed]:
+        """Results in input order; a few tracks in flight per worker at most (bounded memory)."""
         pending: dict[int, Future[Analysed]] = {}
         next_submit = 0
         for index in range(len(paths)):
             while next_submit < len(paths) and len(pending) < self.workers * 2:
-                pending[next_submit] = self._submit(paths[next_submit])
+                pending[next_submit] = self._submit(paths[next_submit], max_windows)
                 next_submit += 1
             try:
                 yield pending.pop(index).result(timeout=self.timeout)
             except TimeoutError:
                 self._restart_pool()
                 yield FileError(paths[index], f"gave up after {self.timeout:.0f} s (decoder hung)")
-                pending = {i: self._submit(paths[i]) for i in pending}
+                pending = {i: self._submit(paths[i], max_windows) for i in pending}
             except BrokenProcessPool:
                 # Some track in flight killed its worker; retry this one alone to tell whether it is the one.
                 self._restart_pool()
-                yield self._retry_alone(paths[index])
-                pending = {i: self._submit(paths[i]) for i in pending}
+                yield self._retry_alone(paths[index], max_windows)
+                pending = {i: self._submit(paths[i], max_windows) for i in pending}
 
-    def _retry_alone(self, path: Path) -> Analysed:
+    def _retry_alone(self, path: Path, max_windows: int | None) -> Analysed:
         try:
-            return self._submit(path).result(timeout=self.timeout)
+            return self._submit(path, max_windows).result(timeout=self.timeout)
         except (BrokenProcessPool, TimeoutError):
             self._restart_pool()
             return FileError(path, "the decoder crashed on this file (worker process died)")
 
-    def _submit(self, path: Path) -> Future[Analysed]:
+    def _submit(self, path: Path, max_windows: int | None) -> Future[Analysed]:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
@@ -369,7 +407,7 @@ class Scanner:
                 mp_context=context,
                 initializer=_init_worker,
                 initargs=(
-                    self.library.card,
+                    self.card,
                     self.threads,
                     context.Barrier(self.workers),
                     os.getpid(),
@@ -383,7 +421,7 @@ class Scanner:
                 if (error := ready.result()) is not None:
                     self.close()
                     raise error
-        return self._pool.submit(_analyse_in_worker, path, self.max_windows)
+        return self._pool.submit(_analyse_in_worker, path, max_windows)
 
     def worker_pids(self) -> set[int]:
         """The running workers' process ids (none before the first track): a restart changes them."""
