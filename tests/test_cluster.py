@@ -3,6 +3,7 @@ is, and a real PostgreSQL server; the recorder is this process, as in ``tagger s
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -163,7 +164,7 @@ def test_a_crashing_or_hanging_decoder_is_retried_once_then_recorded_failed_with
     summary = scan(database, tiny_card, [root], on_cluster(scheduler, tiny_card, timeout=4))
     assert summary.counts == {Outcome.TAGGED: 4, Outcome.FAILED: 2}, summary.failures
     reasons = {path.name: reason for path, reason in summary.failures}
-    assert reasons["crash.wav"] == "2 worker processes died analysing it (the decoder crashes on this file)"
+    assert reasons["crash.wav"] == "4 worker processes died analysing it (the decoder crashes on this file)"
     assert reasons["hang.wav"] == "gave up after 4 s, twice (decoder hung)"
     with database.session() as session:
         failed = session.scalar(select(Track).where(Track.path == str(root / "crash.wav")))
@@ -272,3 +273,28 @@ def test_a_bad_cluster_address_is_one_line(tmp_path: Path, pg_url: str) -> None:
         ]
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
         assert (done.returncode, done.stderr.strip().splitlines()) == (1, [expected])
+
+
+def test_tagger_scan_takes_the_cluster_and_path_map_from_the_config(
+    tmp_path: Path, scheduler: str, pg_url: str
+) -> None:
+    """The command itself, as a user runs it: `cluster` and `path_map` from the config file, a PostgreSQL URL."""
+    music = make_library(tmp_path / "srv" / "music", tracks=2)
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "mnt" / "music").symlink_to(music)
+    config = tmp_path / "config.toml"
+    config.write_text(f'cluster = "{scheduler}"\npath_map = {{ "{music}" = "{tmp_path / "mnt" / "music"}" }}\n')
+    env = {**os.environ, "TAGGER_CONFIG": str(config)}
+    command = [sys.executable, "-m", "tagger.cli", "scan", str(music), "--db", pg_url, "--model", str(TINY_CARD)]
+    done = subprocess.run([*command, "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"] == {"tagged": 2, "failed": 1}
+    with Database(pg_url).session() as session:
+        assert sorted(session.scalars(select(Track.path))) == sorted(str(p) for p in music.rglob("*.wav"))
+
+    config.write_text(f'cluster = "{scheduler}"\npath_map = {{ "{music}" = 1 }}\n')
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        f'config error: {config}: path_map: expected a table of strings, got {{"{music}": 1}}',
+    )

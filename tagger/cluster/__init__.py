@@ -3,8 +3,8 @@
 The workers analyse (decode -> features -> model: :func:`tagger.pipeline.analyse_track`), each loading the model
 once (:mod:`tagger.cluster.worker`); this process, the recorder, plans the scan, stores every result and writes
 every tag under its writer lock, exactly as a local scan does (:class:`tagger.scan.Scanner`, with the cluster's
-:class:`~tagger.cluster.dispatch.ClusterBackend` as its analysis backend). Only this module is imported without
-``distributed`` installed: the checks below run before anything connects.
+:class:`~tagger.cluster.dispatch.ClusterBackend` as its analysis backend). This module and :mod:`.paths` import
+without ``distributed`` installed: the checks below run before anything connects.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from tagger.cluster.paths import PathMap
-from tagger.errors import TaggerError
+from tagger.errors import ClusterError
 from tagger.scan import DEFAULT_TIMEOUT
 from tagger.store.db import display_name
 
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from tagger.model import ModelCard
 
 __all__ = ["ClusterError", "PathMap", "open_cluster", "require_server_database"]
-
-
-class ClusterError(TaggerError):
-    """The cluster cannot be used: a bad address, no scheduler there, no ``distributed``, a SQLite database."""
 
 
 def require_server_database(url: str) -> None:

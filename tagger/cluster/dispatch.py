@@ -6,9 +6,10 @@ million-track scan never builds a million futures, and a recorder that falls beh
 as every :class:`tagger.scan.AnalysisBackend` does.
 
 A track whose worker dies is resubmitted by the scheduler on another worker; once more workers died running it
-than the scheduler's ``allowed-failures`` (1 for ``local:N``), it is recorded failed. A track that stays on one
-worker for ``timeout`` is hung: that worker is restarted (a hung decoder ignores cancellation) and the scheduler
-sends the track to another; hung there too, it is recorded failed.
+than the scheduler's ``allowed-failures`` (1 for ``local:N``), the scheduler gives up on it, and it is sent once
+more (the scheduler also blames the tracks beside the culprit), then recorded failed. A track that stays on one
+worker for ``timeout`` is hung: that worker process is ended (a hung decoder ignores cancellation; its nanny starts
+another) and the scheduler sends the track to another worker; hung there too, it is recorded failed.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from distributed import Client, Future, wait
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
-from tagger.cluster import ClusterError
 from tagger.cluster.paths import PathMap
-from tagger.cluster.worker import ModelPlugin, analyse_on_worker
-from tagger.errors import FileError, ModelError
+from tagger.cluster.worker import ModelPlugin, analyse_on_worker, end_worker_process
+from tagger.errors import ClusterError, FileError, ModelError
 from tagger.model import ModelCard
 from tagger.pipeline import TrackAnalysis
 from tagger.scan import DEFAULT_TIMEOUT, Analysed
@@ -77,7 +77,7 @@ class _Flight:
     attempt: int
     deadline: float
     worker: str | None = None
-    hangs: int = 0  # times its worker was restarted for it
+    hangs: int = 0  # times its worker process was ended for it
 
 
 class ClusterBackend:
@@ -164,6 +164,7 @@ class ClusterBackend:
             result = self._outcome(flight, paths[index])
             if result is None:
                 flights[index] = self._submit(paths[index], max_windows, flight.attempt + 1)
+                flights[index].hangs = flight.hangs
             else:
                 done[index] = result
         if overdue:
@@ -174,11 +175,14 @@ class ClusterBackend:
         try:
             result = flight.future.result()
         except KilledWorker:
+            # The scheduler blames every track on a dying worker, a neighbour of the culprit too: sent once more.
+            if flight.attempt == 1:
+                return None
             if flight.hangs:
-                return FileError(path, f"gave up: it hung a worker for {self.timeout:.0f} s, then another died on it")
-            deaths = (self._allowed_failures or 0) + 1
+                return FileError(path, f"gave up: it hung a worker for {self.timeout:.0f} s and others died on it")
+            deaths = 2 * ((self._allowed_failures or 0) + 1)
             return FileError(path, f"{deaths} worker processes died analysing it (the decoder crashes on this file)")
-        except FutureCancelledError:  # the scheduler lost it (a worker restarted under it)
+        except FutureCancelledError:  # the scheduler lost it
             return None if flight.attempt == 1 else FileError(path, "cancelled twice by the cluster")
         except Exception as error:  # raised outside analyse_safely: the task could not run there
             return FileError(path, f"worker error {type(error).__name__}: {error}")
@@ -206,10 +210,10 @@ class ClusterBackend:
             hung.setdefault(worker, []).append(index)
         if not hung:
             return
-        # A hung thread cannot be stopped, only its process: the worker's nanny starts a fresh one. Restarted before
-        # anything is cancelled, so the scheduler gives the freed thread no other track to lose meanwhile; the
-        # restart counts as the worker's death: the scheduler sends the track on to another worker.
-        self.client.restart_workers(list(hung), raise_for_error=False)
+        # A hung thread cannot be stopped, only its process: it exits, and its nanny starts a fresh one (not waited
+        # for). Killed before anything is cancelled, so the scheduler gives the freed thread no other track to lose
+        # meanwhile; the death makes the scheduler send the track on to another worker.
+        self.client.run(end_worker_process, workers=list(hung), wait=False)
         for index in (index for indices in hung.values() for index in indices):
             flight = flights[index]
             flight.hangs += 1

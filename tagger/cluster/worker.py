@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from distributed import WorkerPlugin, get_worker
 
+from tagger.errors import ModelError
 from tagger.model import Classifier, ModelCard
 from tagger.scan import Analysed, analyse_safely
 
@@ -30,7 +32,10 @@ class ModelPlugin(WorkerPlugin):
     def __init__(self, card: ModelCard, threads: int = 1) -> None:
         self.card = card
         self.threads = threads
-        self.model = card.model_file.read_bytes()
+        try:
+            self.model = card.model_file.read_bytes()  # sent to every worker: they need no model file of their own
+        except OSError as error:
+            raise ModelError(f"cannot read model file {card.model_file}: {error.strerror or error}") from None
         self.name = plugin_name(card, self.model)
         self._local = threading.local()
 
@@ -59,3 +64,9 @@ def analyse_on_worker(path: str, max_windows: int | None, plugin: str) -> Analys
     model = get_worker().plugins[plugin]
     assert isinstance(model, ModelPlugin)
     return analyse_safely(Path(path), model.classifier(), max_windows)
+
+
+async def end_worker_process() -> None:
+    """Run in a worker's event loop (``Client.run(..., wait=False)`` takes coroutines only): the process exits at
+    once, a thread stuck in a decoder with it, and its nanny starts a fresh one."""
+    os._exit(70)
