@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2, help="timed scans per backend (median)")
     parser.add_argument("--model", default=None, help="shipped model or card (default: the shipped default)")
-    parser.add_argument("--max-windows", type=int, default=8)
+    parser.add_argument("--max-windows", type=int, default=None, help="default: the model card's")
     parser.add_argument("--cores-per-machine", type=int, default=16, help="for the per-machine estimate")
     parser.add_argument("--db", help="a PostgreSQL server URL (a database per backend is made); default: throw-away")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
@@ -86,13 +86,26 @@ def database_server(url: str | None) -> Iterator[Callable[[], str]]:
 
 
 class Timed:
-    """Wall time spent in the recorder's own steps (planning, storing and tagging) during one scan."""
+    """Wall time spent in the recorder's own steps (planning, storing and tagging) during one scan, and apart, in the
+    tag writes (temp copy, fsync, rename, and the transaction marking the write applied)."""
 
     def __init__(self, scanner: Scanner) -> None:
-        self.seconds = 0.0
+        self.seconds = self.write_seconds = 0.0
+        self.writes = 0
         library = scanner.library
         for owner, name in ((scanner, "plan"), (library, "record"), (library, "record_failure")):
             setattr(owner, name, self._wrap(getattr(owner, name)))
+        apply_write = library._apply_write
+
+        def timed_write(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return apply_write(*args)
+            finally:
+                self.write_seconds += time.perf_counter() - start
+                self.writes += 1
+
+        library._apply_write = timed_write  # type: ignore[method-assign]
 
     def _wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -114,10 +127,11 @@ def timed_scan(scanner: Scanner, folder: Path) -> dict[str, float]:
         raise SystemExit(f"scan of {folder}: not every track was recorded: {outcomes}")
     tracks = len(outcomes)
     return {"tracks": tracks, "wall_s": wall, "per_second": tracks / wall, "recorder_ms": 1000 * timed.seconds / tracks,
-            "recorder_cpu_ms": 1000 * cpu / tracks}  # fmt: skip
+            "recorder_cpu_ms": 1000 * cpu / tracks, "written": timed.writes,
+            "write_ms": 1000 * timed.write_seconds / max(1, timed.writes)}  # fmt: skip
 
 
-def analysis_cpu(card: ModelCard, files: list[Path], max_windows: int) -> float:
+def analysis_cpu(card: ModelCard, files: list[Path], max_windows: int | None) -> float:
     """CPU seconds per track of decode -> features -> model, in this process with the model loaded (best of 2)."""
     classifier = Classifier(card, threads=1)
     analyse_track(files[0], classifier, max_windows)  # warm-up
@@ -187,14 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     verdict = {True: "PASS", False: "FAIL"}
     lines = [
-        f"cluster path on one machine: {card.model_id}, max_windows {args.max_windows}, {args.workers} workers, "
+        f"cluster path on one machine: {card.model_id}, max_windows {args.max_windows or card.max_windows}, "
+        f"{args.workers} workers, "
         f"{args.tracks * args.copies} x 4-min tracks per scan, {args.repeat} scans each (medians); load average "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores",
         f"  local pool ({args.workers} processes)        {pool_tps:6.2f} tracks/s",
         f"  cluster (LocalCluster, {args.workers} workers)   {cluster_tps:6.2f} tracks/s",
         f"  cluster overhead                   {100 * overhead:+6.1f} %    target <= {100 * OVERHEAD_MAX:.0f} %  "
         f"{verdict[overhead <= OVERHEAD_MAX]}",
-        f"  recorder per track (plan + store + tag write, wall)   {1000 * recorder_s:6.1f} ms",
+        f"  recorder per track (plan + store + tag write, wall)   {1000 * recorder_s:6.1f} ms   of which a tag "
+        f"write {median('cluster', 'write_ms'):.0f} ms each, on {median('cluster', 'written'):.0f} of "
+        f"{args.tracks * args.copies} tracks",
         f"  recorder process CPU per track (cluster; pool: {median('pool', 'recorder_cpu_ms'):.1f} ms) "
         f"{1000 * recorder_cpu_s:6.1f} ms",
         f"  analysis CPU per track (decode + features + model)    {1000 * analysis_s:6.0f} ms",

@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
+from tagger.analysis import Analysed, _analyse_in_worker
 from tagger.audio import AudioInfo, read_segments
-from tagger.scan import Analysed, _analyse_in_worker
 
 
 def sabotaged_analyse(path: Path, max_windows: int | None) -> Analysed:

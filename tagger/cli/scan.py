@@ -34,8 +34,9 @@ from tagger.config import Settings, database_url
 from tagger.errors import ModelError, TaggerError
 
 if TYPE_CHECKING:
+    from tagger.analysis import AnalysisBackend
     from tagger.record import Library
-    from tagger.scan import AnalysisBackend, ScanSummary
+    from tagger.scan import ScanSummary
     from tagger.track import TrackReport
 
 ClusterOption = Annotated[

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from tagger.analysis import DEFAULT_TIMEOUT
 from tagger.cluster.paths import PathMap
 from tagger.errors import ClusterError
-from tagger.scan import DEFAULT_TIMEOUT
 from tagger.store.db import display_name
 
 if TYPE_CHECKING:

@@ -28,12 +28,12 @@ from distributed import Client, Future, wait
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
+from tagger.analysis import DEFAULT_TIMEOUT, Analysed
 from tagger.cluster.paths import PathMap
 from tagger.cluster.worker import ModelPlugin, analyse_on_worker, end_worker_process
 from tagger.errors import ClusterError, FileError, ModelError
 from tagger.model import ModelCard
 from tagger.pipeline import TrackAnalysis
-from tagger.scan import DEFAULT_TIMEOUT, Analysed
 
 WINDOW_PER_THREAD = 3  # enough to keep every thread busy while results travel back; bounded memory on both sides
 CONNECT_TIMEOUT_S = 30

@@ -14,9 +14,9 @@ from typing import Any
 
 from distributed import WorkerPlugin, get_worker
 
+from tagger.analysis import Analysed, analyse_safely
 from tagger.errors import ModelError
 from tagger.model import Classifier, ModelCard
-from tagger.scan import Analysed, analyse_safely
 
 
 def plugin_name(card: ModelCard, model: bytes) -> str:
