@@ -24,7 +24,7 @@ fi
 PYTHON=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
-.venv/bin/pip install -q -e ".[train,plot,beets,postgres,mysql,dev]"
+.venv/bin/pip install -q -e ".[train,plot,beets,postgres,mysql,cluster,dev]"
 
 echo "== ruff (lint, format), mypy"
 .venv/bin/ruff check .

@@ -81,21 +81,7 @@ def _concat_mp3(path: Path, part: Path, copies: int, tmp: Path) -> None:
 
 def build_corpus(root: Path, n_tracks: int, quick: bool, small_count: int) -> Corpus:
     """Files already in ``root`` (a reused ``--corpus``) are kept; missing ones are generated."""
-    root.mkdir(parents=True, exist_ok=True)
-    tracks: list[Path] = []
-    for i in range(n_tracks):
-        extension = ".mp3" if i % 2 == 0 else ".flac"
-        path = root / "tracks" / f"track{i:02d}{extension}"
-        tracks.append(path)
-        if path.exists():
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        console.log(f"corpus: {path.name} (4 min stereo {extension[1:]})")
-        samples = _stereo_track(GENRES[i % len(GENRES)], TRACK_SECONDS, seed=i)
-        if extension == ".mp3":
-            _write_mp3(path, samples)
-        else:
-            soundfile.write(path, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    tracks = build_tracks(root, n_tracks)
     first_mp3 = tracks[0]
     long_dir = root / "long"
     long_dir.mkdir(exist_ok=True)
@@ -122,6 +108,26 @@ def build_corpus(root: Path, n_tracks: int, quick: bool, small_count: int) -> Co
     empty.mkdir(exist_ok=True)
     encoder = "ffmpeg libmp3lame CBR 192k" if have_ffmpeg() else "libsndfile LAME VBR (no ffmpeg)"
     return Corpus(tracks, half_hour, two_hours, small, small_count, stub, empty, encoder)
+
+
+def build_tracks(root: Path, n_tracks: int) -> list[Path]:
+    """The 4-minute tracks of the corpus in ``root``/tracks, alternately MP3 and FLAC (kept if already there)."""
+    root.mkdir(parents=True, exist_ok=True)
+    tracks: list[Path] = []
+    for i in range(n_tracks):
+        extension = ".mp3" if i % 2 == 0 else ".flac"
+        path = root / "tracks" / f"track{i:02d}{extension}"
+        tracks.append(path)
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        console.log(f"corpus: {path.name} (4 min stereo {extension[1:]})")
+        samples = _stereo_track(GENRES[i % len(GENRES)], TRACK_SECONDS, seed=i)
+        if extension == ".mp3":
+            _write_mp3(path, samples)
+        else:
+            soundfile.write(path, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return tracks
 
 
 def copy_files(files: Sequence[Path], folder: Path, copies: int = 1) -> Path:

@@ -18,6 +18,8 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     hardlinks = "keep"           # keep: hard-linked files written in place; break: replaced (links become copies)
     album_mode = "track"         # consensus: an album's tracks get the album's genre (mean); track: each its own
     playlists_dir = "/srv/music/Playlists"   # `tagger playlists` writes here; `tagger watch` keeps them current
+    cluster = "tcp://scheduler:8786"     # `tagger scan` analyses on this Dask cluster (or "local:N"; README)
+    path_map = { "/srv/music" = "/mnt/music" }   # where the cluster's workers see this machine's folders
 
     [genres]                     # the owner's vocabulary (names match ignoring case, spaces, punctuation)
     allow = ["Rock", "Jazz", "Hip-Hop"]   # only these are ever written (omit: any)
@@ -110,6 +112,8 @@ class Settings:
     playlists_dir: str | None = None  # `tagger playlists` and the daemon's playlists folder
     playlists: PlaylistSettings = field(default_factory=PlaylistSettings)
     genres: GenreRules = field(default_factory=GenreRules)
+    cluster: str | None = None  # `tagger scan --cluster`: a Dask scheduler's address, or local:N (tagger.cluster)
+    path_map: dict[str, str] = field(default_factory=dict)  # this machine's folder -> the same on the workers
 
     def override(self, **changes: Any) -> Settings:
         """A copy with every non-None change applied (CLI flags left unset keep the file's value).

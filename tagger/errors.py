@@ -44,3 +44,7 @@ class ModelError(TaggerError):
 
 class DatabaseError(TaggerError):
     """The database could not be opened, migrated, read or written: one line naming it (password masked)."""
+
+
+class ClusterError(TaggerError):
+    """A cluster scan cannot start: a bad address, no scheduler there, no ``distributed``, a SQLite database."""

@@ -1,28 +1,21 @@
-"""One-shot bulk tagging: walk the roots, skip what is unchanged, classify the rest in
-worker processes (the model loaded once per worker), then store + tag each track in the
-main process, one track at a time."""
+"""One-shot bulk tagging: walk the roots, skip what is unchanged, classify the rest through an analysis backend
+(:mod:`tagger.analysis`: worker processes, the model loaded once per worker; or a cluster's workers), then store +
+tag each track in the main process, one track at a time."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from tagger.album import AlbumTrack, album_tags, consensus
-from tagger.errors import FileError, ModelError, TagReadError, UnsupportedFormatError
+from tagger.analysis import DEFAULT_TIMEOUT, Analysed, AnalysisBackend, InProcess, ProcessPool
+from tagger.errors import FileError, TagReadError, UnsupportedFormatError
 from tagger.files import not_regular_reason, os_reason, unsupported_reason
-from tagger.lifetime import die_with_parent_thread, exit_with_parent_process
-from tagger.model import Classifier, ModelCard
-from tagger.pipeline import TrackAnalysis, analyse_track
+from tagger.pipeline import TrackAnalysis
 from tagger.record import AlbumChoice, Library
 from tagger.store.retag import outdated_writes, stored_analyses
 from tagger.summary import ScanSummary as ScanSummary  # its home before tagger.summary
@@ -31,11 +24,9 @@ from tagger.tags.leases import BEING_WRITTEN, being_written
 from tagger.track import FileState, Outcome, TrackReport
 from tagger.walk import iter_audio_files
 
-Analysed = TrackAnalysis | FileError
 Retag = tuple[Path, FileState, TrackAnalysis]  # root, state, analysis rebuilt from the database (no audio)
 Todo = tuple[Path, Path, FileState]  # root, path, state
 AlbumMode = Literal["consensus", "track"]
-DEFAULT_TIMEOUT = 300.0  # seconds per track before a worker is presumed hung
 
 
 def _walk_failure(folder: Path, reason: str) -> TrackReport:
@@ -43,66 +34,13 @@ def _walk_failure(folder: Path, reason: str) -> TrackReport:
     return TrackReport(folder, Outcome.FAILED, reason=reason)
 
 
-# ---------------------------------------------------------------- worker side
-_worker_classifier: Classifier | None = None
-_worker_load_error: ModelError | None = None
-_workers_loaded: Barrier | None = None
-_LOAD_TIMEOUT = 300.0  # seconds for every worker to import and load the model
-
-
-def _init_worker(card: ModelCard, threads: int, loaded: Barrier, parent_pid: int, from_main_thread: bool) -> None:
-    global _worker_classifier, _worker_load_error, _workers_loaded
-    # A SIGKILLed parent must not leave a worker behind. The kernel's death signal follows the thread
-    # that spawned us, so it is armed only when that is the main thread (the daemon spawns from its
-    # processor thread); the watcher thread covers every case, the signal also a worker stuck in C code.
-    exit_with_parent_process()
-    if from_main_thread:
-        die_with_parent_thread(parent_pid)
-    # Ctrl-C reaches the whole process group; the parent decides how to stop, the workers just get killed.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if not os.environ.get("TAGGER_DEBUG"):
-        # Decoders (libmpg123, ffmpeg) complain on stderr about recoverable glitches; problems come
-        # back as values naming the file, so the workers' stderr would only scribble over the progress bar.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    _workers_loaded = loaded
-    try:
-        _worker_classifier = Classifier(card, threads=threads)
-    except ModelError as error:  # told to the parent by _ready(): an initializer that raises only breaks the pool
-        _worker_load_error = error
-
-
-def analyse_safely(path: Path, classifier: Classifier, max_windows: int | None) -> Analysed:
-    """Never raises for a bad file: the error comes back as a value naming the file and reason."""
-    try:
-        return analyse_track(path, classifier, max_windows)
-    except FileError as error:
-        return error
-    except MemoryError:
-        return FileError(path, "out of memory while decoding")
-    except Exception as error:  # a decoder bug must not stop a scan of 100k files
-        return FileError(path, f"unexpected {type(error).__name__}: {error}")
-
-
-def _ready() -> ModelError | None:
-    """Blocks until every worker has loaded its model: while one waits here it takes no other task,
-    so ``workers`` of these calls finishing means each worker ran one. Returns why the load failed."""
-    assert _workers_loaded is not None
-    _workers_loaded.wait(_LOAD_TIMEOUT)
-    return _worker_load_error
-
-
-def _analyse_in_worker(path: Path, max_windows: int | None) -> Analysed:
-    assert _worker_classifier is not None
-    return analyse_safely(path, _worker_classifier, max_windows)
-
-
 # ---------------------------------------------------------------- scan
 class Scanner:
     """Runs scans; ``scan()``/``run()`` yield one :class:`TrackReport` per file as they go.
 
-    The worker pool (one model per worker) lives as long as the scanner, so the daemon
+    The analyses come from ``backend`` (default: a :class:`ProcessPool` of ``workers``, or :class:`InProcess`
+    without ``isolate``; :mod:`tagger.cluster` gives a Dask cluster's); whichever it is, this process stores
+    them and writes the tags. The backend (one model per worker) lives as long as the scanner, so the daemon
     reuses it for every batch; use as a context manager or call :meth:`close`.
     """
 
@@ -117,18 +55,17 @@ class Scanner:
         isolate: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         album_mode: AlbumMode = "track",
+        backend: AnalysisBackend | None = None,
     ) -> None:
         self.library = library
-        self.workers = max(1, workers)
-        self.threads = threads
         self.max_windows = max_windows
         self.follow_symlinks = follow_symlinks
         self.force = force
-        self.isolate = isolate  # decode in worker processes, so a crashing or hanging decoder costs one track
-        self.timeout = timeout
         self.album_mode = album_mode  # consensus: a folder's albums are decided together once all are analysed
-        self._pool: ProcessPoolExecutor | None = None
-        self._classifier: Classifier | None = None
+        # isolate: decode in worker processes, so a crashing or hanging decoder costs one track
+        self.backend = backend or (
+            ProcessPool(library.card, workers, threads, timeout) if isolate else InProcess(library.card, threads)
+        )
 
     def __enter__(self) -> Scanner:
         return self
@@ -137,14 +74,12 @@ class Scanner:
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self.backend.close()
 
     def reconfigure(self, library: Library, max_windows: int | None) -> None:
         """Tag through ``library`` (new tagging options) and analyse ``max_windows`` from the next file on.
 
-        The worker pool is kept: ``library`` must hold the model card the workers loaded."""
+        The analysis backend is kept: ``library`` must hold the model card the workers loaded."""
         self.library = library
         self.max_windows = max_windows
 
@@ -192,7 +127,7 @@ class Scanner:
         yield from done
         for root, state, analysis in retag:
             yield self.library.record(analysis, root, state)
-        analysed = zip(todo, self._analyse_all([p for _, p, _ in todo]), strict=True)
+        analysed = zip(todo, self.backend.analyse([p for _, p, _ in todo], self.max_windows), strict=True)
         if self.album_mode == "consensus":
             yield from self._record_by_folder(analysed)
             return
@@ -301,78 +236,6 @@ class Scanner:
             return TrackReport(path, Outcome.FAILED, reason="changed while being read; next run retries")
         return self.library.record(analysed, root, state, album)
 
-    def _analyse_all(self, paths: list[Path]) -> Iterator[Analysed]:
-        """Results in input order; a few tracks in flight per worker at most (bounded memory)."""
-        if not paths:
-            return  # nothing to classify: no model is loaded
-        if not self.isolate:
-            if self._classifier is None:
-                self._classifier = Classifier(self.library.card, threads=self.threads)
-            for path in paths:
-                yield analyse_safely(path, self._classifier, self.max_windows)
-            return
-        pending: dict[int, Future[Analysed]] = {}
-        next_submit = 0
-        for index in range(len(paths)):
-            while next_submit < len(paths) and len(pending) < self.workers * 2:
-                pending[next_submit] = self._submit(paths[next_submit])
-                next_submit += 1
-            try:
-                yield pending.pop(index).result(timeout=self.timeout)
-            except TimeoutError:
-                self._restart_pool()
-                yield FileError(paths[index], f"gave up after {self.timeout:.0f} s (decoder hung)")
-                pending = {i: self._submit(paths[i]) for i in pending}
-            except BrokenProcessPool:
-                # Some track in flight killed its worker; retry this one alone to tell whether it is the one.
-                self._restart_pool()
-                yield self._retry_alone(paths[index])
-                pending = {i: self._submit(paths[i]) for i in pending}
-
-    def _retry_alone(self, path: Path) -> Analysed:
-        try:
-            return self._submit(path).result(timeout=self.timeout)
-        except (BrokenProcessPool, TimeoutError):
-            self._restart_pool()
-            return FileError(path, "the decoder crashed on this file (worker process died)")
-
-    def _submit(self, path: Path) -> Future[Analysed]:
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(
-                    self.library.card,
-                    self.threads,
-                    context.Barrier(self.workers),
-                    os.getpid(),
-                    # Python 3.11 spawns the workers in submit(), so in this thread: the _ready() submits below.
-                    threading.current_thread() is threading.main_thread(),
-                ),
-            )
-            # Wait for every worker to load the model, so per-track timeouts time tracks, not start-up
-            # (and no worker idles through the first tracks while another is still importing).
-            for ready in [self._pool.submit(_ready) for _ in range(self.workers)]:
-                if (error := ready.result()) is not None:
-                    self.close()
-                    raise error
-        return self._pool.submit(_analyse_in_worker, path, self.max_windows)
-
     def worker_pids(self) -> set[int]:
-        """The running workers' process ids (none before the first track): a restart changes them."""
-        return {process.pid for process in self._processes() if process.pid is not None}
-
-    def _processes(self) -> list[multiprocessing.process.BaseProcess]:
-        # ProcessPoolExecutor keeps no public list of its processes; ``_processes`` is pid -> Process.
-        return list((getattr(self._pool, "_processes", None) or {}).values())
-
-    def _restart_pool(self) -> None:
-        """Kill the workers (a hung decoder ignores polite shutdown); the next submit starts fresh ones."""
-        if self._pool is None:
-            return
-        for process in self._processes():
-            process.kill()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = None
+        """The local pool's running workers' process ids (none before the first track): a restart changes them."""
+        return self.backend.worker_pids() if isinstance(self.backend, ProcessPool) else set()

@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
+from tagger.analysis import Analysed, _analyse_in_worker
 from tagger.audio import AudioInfo, read_segments
-from tagger.scan import Analysed, _analyse_in_worker
 
 
 def sabotaged_analyse(path: Path, max_windows: int | None) -> Analysed:
@@ -19,3 +19,16 @@ def sabotaged_analyse(path: Path, max_windows: int | None) -> Analysed:
         fifo = path.with_name("stuck.fifo")
         next(read_segments(fifo, 8000, [0], 8000, AudioInfo(fifo, 0.0, 8000, 1, "ffmpeg")))
     return _analyse_in_worker(path, max_windows)
+
+
+def sabotaged_cluster_analyse(path: str, max_windows: int | None, plugin: str) -> Analysed:
+    """The same, as the cluster's task (``tagger.cluster.worker.analyse_on_worker``), on a Dask worker."""
+    from tagger.cluster.worker import analyse_on_worker
+
+    if Path(path).name == "crash.wav":
+        os._exit(139)
+    if Path(path).name == "hang.wav":
+        time.sleep(3600)
+    if Path(path).name.startswith("slow"):  # a long track, so that a worker can be killed while it works on one
+        time.sleep(1.0)
+    return analyse_on_worker(path, max_windows, plugin)

@@ -17,11 +17,12 @@ import pytest
 import soundfile
 
 from tagger import audio
+from tagger.analysis import analyse_safely
 from tagger.errors import FileError
 from tagger.model import Classifier, ModelCard
 from tagger.pipeline import WINDOW_CAP
 from tagger.record import Library, TagOptions
-from tagger.scan import Scanner, analyse_safely
+from tagger.scan import Scanner
 from tagger.store import Database, Result, Track
 from tagger.tags import open_tags
 from tagger.track import Outcome, TrackReport

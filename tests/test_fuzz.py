@@ -32,9 +32,9 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 def _probe_file(path: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     """In a child process: the scan's decode + tag-read path; report what came back, never raise."""
+    from tagger.analysis import analyse_safely
     from tagger.errors import FileError
     from tagger.model import Classifier, load_card
-    from tagger.scan import analyse_safely
     from tagger.tags import open_tags
 
     analysed = analyse_safely(Path(path), Classifier(load_card(TINY_CARD)), max_windows=4)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tagger import audio
+from tagger.analysis import ProcessPool
 from tagger.cli import app
 from tagger.errors import ModelError
 from tagger.learn import LabelFigures, Learned, save_vocabulary
@@ -236,8 +237,10 @@ def test_scan_with_the_learned_vocabulary_tags_untagged_tracks_without_decoding(
 
     monkeypatch.setattr(audio, "probe", no_decoding)
     monkeypatch.setattr(audio, "read_segments", no_decoding)
-    original = Scanner._analyse_all
-    monkeypatch.setattr(Scanner, "_analyse_all", lambda self, paths: no_decoding() if paths else original(self, paths))
+    original = ProcessPool.analyse  # the scan's backend: a track sent to it would be decoded
+    monkeypatch.setattr(
+        ProcessPool, "analyse", lambda self, paths, windows: no_decoding() if paths else original(self, paths, windows)
+    )
 
     preview = _scan(database, tiny_card, root, vocabulary="mine", dry_run=True)
     assert preview.counts[Outcome.WOULD_TAG] == len(learned_library["untagged"])

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from tagger import audio
 from tagger.aggregate import aggregate
+from tagger.analysis import ProcessPool
 from tagger.cli import app
 from tagger.genres import GenreNormaliser, GenreRules, split_values, tag_key
 from tagger.learn import LabelFigures, Learned, save_vocabulary
@@ -277,8 +278,10 @@ def test_scans_write_the_learned_moods_from_the_stored_embeddings(
 
     monkeypatch.setattr(audio, "probe", no_decoding)
     monkeypatch.setattr(audio, "read_segments", no_decoding)
-    original = Scanner._analyse_all
-    monkeypatch.setattr(Scanner, "_analyse_all", lambda self, paths: no_decoding() if paths else original(self, paths))
+    original = ProcessPool.analyse  # the scan's backend: a track sent to it would be decoded
+    monkeypatch.setattr(
+        ProcessPool, "analyse", lambda self, paths, windows: no_decoding() if paths else original(self, paths, windows)
+    )
 
     summary = _scan(database, tiny_card, root, mood_vocabulary="mymoods")
     assert not summary.failures

@@ -25,8 +25,8 @@ pytestmark = [pytest.mark.model, pytest.mark.ffmpeg, pytest.mark.skipif(sys.plat
 REPO = Path(__file__).resolve().parents[1]
 # `tagger` itself, with the worker task swapped for one whose ffmpeg hangs on ffmpeg-hang.wav.
 SABOTAGED_TAGGER = (
-    "import sys; from tagger import scan; from tests.sabotage import sabotaged_analyse; "
-    "scan._analyse_in_worker = sabotaged_analyse; from tagger.cli import main; sys.argv[0] = 'tagger'; main()"
+    "import sys; from tagger import analysis; from tests.sabotage import sabotaged_analyse; "
+    "analysis._analyse_in_worker = sabotaged_analyse; from tagger.cli import main; sys.argv[0] = 'tagger'; main()"
 )
 
 

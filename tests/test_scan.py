@@ -11,7 +11,7 @@ import pytest
 from mutagen.flac import FLAC
 from sqlalchemy import func, select
 
-from tagger import scan as scan_module
+from tagger import analysis
 from tagger.errors import ModelError
 from tagger.model import Classifier, ModelCard, load_card
 from tagger.policy import Policy
@@ -285,7 +285,7 @@ def test_a_crashing_or_hanging_decoder_costs_one_track(
     make_track(root / "crash.wav", seconds=2.0)
     make_track(root / "hang.wav", seconds=2.0)
     library = Library(database, tiny_card)
-    monkeypatch.setattr(scan_module, "_analyse_in_worker", sabotaged_analyse)  # pickled by name for the workers
+    monkeypatch.setattr(analysis, "_analyse_in_worker", sabotaged_analyse)  # pickled by name for the workers
     with Scanner(library, workers=2, timeout=15) as scanner:
         reports = {r.path.name: r for r in scanner.scan([root])}
     assert {n for n, r in reports.items() if r.outcome is Outcome.TAGGED} == {f"good{i}.wav" for i in range(4)}, [

@@ -35,9 +35,19 @@ from tagger.config import Settings, database_url
 from tagger.errors import ModelError, TaggerError
 
 if TYPE_CHECKING:
+    from tagger.analysis import AnalysisBackend
     from tagger.record import Library
     from tagger.scan import ScanSummary
     from tagger.track import TrackReport
+
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Analyse on a Dask cluster: tcp://SCHEDULER:8786, or local:N worker processes (README: Large archives)",
+        show_default="config, else this machine's worker pool",
+    ),
+]
 
 
 def scan(
@@ -69,6 +79,7 @@ def scan(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary and failures")] = False,
+    cluster: ClusterOption = None,
 ) -> None:
     """Tag every audio file under PATHS (one-shot); unchanged files are skipped on later runs.
 
@@ -93,7 +104,10 @@ def scan(
         tag_low_confidence=tag_low_confidence,
         moods=moods,
         album_mode=album_mode,
+        cluster=cluster,
     )
+    if settings.cluster:  # before the database is opened: a SQLite file is refused, not created
+        _refuse_sqlite(settings)
     roots, library = _roots_and_library(paths, settings, dry_run, verify, folders_only=False)
     summary = ScanSummary()
     summary.recovered = 0 if dry_run else library.recover()
@@ -105,6 +119,7 @@ def scan(
         follow_symlinks=settings.follow_symlinks,
         force=force,
         album_mode=settings.album_mode,
+        backend=_cluster_backend(settings, library) if settings.cluster else None,
     )
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -142,6 +157,26 @@ def scan(
     _print_summary(summary, as_json)
     if summary.counts.get(Outcome.FAILED.value) and summary.counts.total() == summary.counts[Outcome.FAILED.value]:
         raise typer.Exit(1)
+
+
+def _refuse_sqlite(settings: Settings) -> None:
+    from tagger.cluster import require_server_database
+
+    try:
+        require_server_database(database_url(settings.db))
+    except TaggerError as error:
+        raise fail(error) from error
+
+
+def _cluster_backend(settings: Settings, library: Library) -> AnalysisBackend:
+    """The cluster's workers analyse; this process records (closed with the scanner)."""
+    from tagger.cluster import open_cluster
+
+    assert settings.cluster is not None
+    try:
+        return open_cluster(settings.cluster, library.card, library.db.url, settings.threads, settings.path_map)
+    except TaggerError as error:
+        raise fail(error) from error
 
 
 def _change_lines(report: TrackReport) -> list[str]:

@@ -1,0 +1,236 @@
+"""The cluster path's cost on one machine, and what the recorder can feed: `tagger scan --cluster` vs the local pool.
+
+    .venv/bin/python bench/cluster.py                                  # 4 x 4-min tracks copied 4 times, 2 workers
+    .venv/bin/python bench/cluster.py --corpus ~/bench-corpus --copies 8 --workers 2 --model musicnn --json out.json
+
+The same files are scanned through the real :class:`tagger.scan.Scanner` into a real PostgreSQL database (a
+throw-away server, as the tests start one, unless ``--db`` names a server: a database per backend is created there),
+alternately with the local process pool of W workers and with ``--cluster local:W`` (a Dask ``LocalCluster`` of W
+worker processes), ``--repeat`` times each, each time new copies; each backend first scans a warm-up folder, so
+start-up (spawning, model loading, the database engine's first statements) is not timed.
+
+Figures: tracks per second of each (median), the cluster path's overhead over the pool (target <= 15 %), the
+recorder's per-track cost (wall time in this process in planning, storing and writing tags, and this process's CPU
+per track, the Dask client's threads included), the analysis's CPU per track (:func:`tagger.pipeline.analyse_track`
+in this process with the model loaded), and from those two a paper estimate: each worker process analyses 1/A tracks
+per second, the recorder records 1/R, so it keeps up with A/R worker processes (target >= 50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.corpus import build_tracks, copy_files
+from bench.measure import console
+from tagger.cluster import open_cluster
+from tagger.model import Classifier, ModelCard, load_card
+from tagger.pipeline import analyse_track
+from tagger.record import Library, TagOptions
+from tagger.scan import Scanner
+from tagger.store import Database
+from tagger.track import Outcome
+
+OVERHEAD_MAX = 0.15
+RECORDER_WORKERS_MIN = 50
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, help="corpus folder to reuse (its tracks/ are kept); default: temp")
+    parser.add_argument("--tracks", type=int, default=4, help="distinct 4-minute tracks (MP3 and FLAC)")
+    parser.add_argument("--copies", type=int, default=4, help="copies of each per scan")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2, help="timed scans per backend (median)")
+    parser.add_argument("--model", default=None, help="shipped model or card (default: the shipped default)")
+    parser.add_argument("--max-windows", type=int, default=None, help="default: the model card's")
+    parser.add_argument(
+        "--vocabulary", help="the head written (default: the card's; musicnn's abstains on these tracks)"
+    )
+    parser.add_argument("--cores-per-machine", type=int, default=16, help="for the per-machine estimate")
+    parser.add_argument("--db", help="a PostgreSQL server URL (a database per backend is made); default: throw-away")
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def database_server(url: str | None) -> Iterator[Callable[[], str]]:
+    """A function giving a new empty database's URL on the server."""
+    if url:
+        import uuid
+
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+
+        def create() -> str:
+            name = f"bench_{uuid.uuid4().hex[:12]}"
+            with engine.connect() as connection:
+                connection.execute(text(f"CREATE DATABASE {name}"))
+            return str(engine.url.set(database=name).render_as_string(hide_password=False))
+
+        yield create
+        return
+    from tests.servers import postgres_server
+
+    with postgres_server() as server:
+        yield server.create_database
+
+
+class Timed:
+    """Wall time spent in the recorder's own steps (planning, storing and tagging) during one scan, and apart, in the
+    tag writes (temp copy, fsync, rename, and the transaction marking the write applied)."""
+
+    def __init__(self, scanner: Scanner) -> None:
+        self.seconds = self.write_seconds = 0.0
+        self.writes = 0
+        library = scanner.library
+        for owner, name in ((scanner, "plan"), (library, "record"), (library, "record_failure")):
+            setattr(owner, name, self._wrap(getattr(owner, name)))
+        apply_write = library._apply_write
+
+        def timed_write(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return apply_write(*args)
+            finally:
+                self.write_seconds += time.perf_counter() - start
+                self.writes += 1
+
+        library._apply_write = timed_write  # type: ignore[method-assign]
+
+    def _wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return timed
+
+
+def timed_scan(scanner: Scanner, folder: Path) -> dict[str, float]:
+    timed = Timed(scanner)
+    cpu, wall = time.process_time(), time.perf_counter()
+    outcomes = [report.outcome for report in scanner.scan([folder])]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if set(outcomes) - {Outcome.TAGGED, Outcome.UNCHANGED, Outcome.KEPT, Outcome.LOW_CONFIDENCE}:
+        raise SystemExit(f"scan of {folder}: not every track was recorded: {outcomes}")
+    tracks = len(outcomes)
+    return {"tracks": tracks, "wall_s": wall, "per_second": tracks / wall, "recorder_ms": 1000 * timed.seconds / tracks,
+            "recorder_cpu_ms": 1000 * cpu / tracks, "written": timed.writes,
+            "write_ms": 1000 * timed.write_seconds / max(1, timed.writes)}  # fmt: skip
+
+
+def analysis_cpu(card: ModelCard, files: list[Path], max_windows: int | None) -> float:
+    """CPU seconds per track of decode -> features -> model, in this process with the model loaded (best of 2)."""
+    classifier = Classifier(card, threads=1)
+    analyse_track(files[0], classifier, max_windows)  # warm-up
+    best = []
+    for path in files:
+        runs = []
+        for _ in range(2):
+            start = time.process_time()
+            analyse_track(path, classifier, max_windows)
+            runs.append(time.process_time() - start)
+        best.append(min(runs))
+    return statistics.mean(best)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TAGGER_CONFIG", os.devnull)
+    card = load_card(args.model)
+    with tempfile.TemporaryDirectory(prefix="tagger-bench-cluster-") as temp, database_server(args.db) as new_db:
+        work = Path(temp)
+        tracks = build_tracks(args.corpus or work / "corpus", args.tracks)
+        runs: dict[str, list[dict[str, float]]] = {"pool": [], "cluster": []}
+        backends = {
+            "pool": lambda library: Scanner(library, workers=args.workers, max_windows=args.max_windows),
+            "cluster": lambda library: Scanner(
+                library,
+                max_windows=args.max_windows,
+                backend=open_cluster(f"local:{args.workers}", card, library.db.url),
+            ),
+        }
+        scanners: dict[str, Scanner] = {}
+        try:
+            for name, make in backends.items():  # start both, then warm each up (spawn, model load: not timed)
+                # Every track written, as on a first scan (the synthetic tracks are mostly below the thresholds).
+                options = TagOptions(tag_low_confidence=True, vocabulary=args.vocabulary)
+                scanners[name] = make(Library(Database(new_db()), card, options))
+                warm = copy_files(tracks[: args.workers], work / f"warm-{name}")
+                timed_scan(scanners[name], warm)
+            for repeat in range(args.repeat):
+                for name in ("pool", "cluster") if repeat % 2 == 0 else ("cluster", "pool"):
+                    # The same database (its engine's statement cache warm), new files: every one is new to it.
+                    folder = copy_files(tracks, work / f"{name}-{repeat}", args.copies)
+                    runs[name].append(timed_scan(scanners[name], folder))
+                    console.log(f"{name} run {repeat + 1}: {runs[name][-1]}")
+        finally:
+            for scanner in scanners.values():
+                scanner.close()
+        analysis_s = analysis_cpu(card, tracks, args.max_windows)
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[name])
+
+    pool_tps, cluster_tps = median("pool", "per_second"), median("cluster", "per_second")
+    overhead = pool_tps / cluster_tps - 1
+    recorder_s = median("cluster", "recorder_ms") / 1000
+    recorder_cpu_s = median("cluster", "recorder_cpu_ms") / 1000
+    bottleneck = max(recorder_s, recorder_cpu_s)
+    workers_fed = analysis_s / bottleneck
+    figures = {
+        "model": card.model_id, "max_windows": args.max_windows, "workers": args.workers,
+        "tracks_per_scan": args.tracks * args.copies, "repeat": args.repeat, "load_average": os.getloadavg(),
+        "pool_tracks_per_s": pool_tps, "cluster_tracks_per_s": cluster_tps, "cluster_overhead": overhead,
+        "recorder_ms_per_track": 1000 * recorder_s, "recorder_cpu_ms_per_track": 1000 * recorder_cpu_s,
+        "pool_recorder_cpu_ms_per_track": median("pool", "recorder_cpu_ms"),
+        "analysis_cpu_s_per_track": analysis_s, "worker_processes_one_recorder_feeds": workers_fed,
+        "machines_of_cores": args.cores_per_machine,
+        "tracks_per_s_per_machine": args.cores_per_machine / analysis_s, "recorder_max_tracks_per_s": 1 / bottleneck,
+        "runs": runs,
+    }  # fmt: skip
+    verdict = {True: "PASS", False: "FAIL"}
+    lines = [
+        f"cluster path on one machine: {card.model_id}, max_windows {args.max_windows or card.max_windows}, "
+        f"{args.workers} workers, "
+        f"{args.tracks * args.copies} x 4-min tracks per scan, {args.repeat} scans each (medians); load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores",
+        f"  local pool ({args.workers} processes)        {pool_tps:6.2f} tracks/s",
+        f"  cluster (LocalCluster, {args.workers} workers)   {cluster_tps:6.2f} tracks/s",
+        f"  cluster overhead                   {100 * overhead:+6.1f} %    target <= {100 * OVERHEAD_MAX:.0f} %  "
+        f"{verdict[overhead <= OVERHEAD_MAX]}",
+        f"  recorder per track (plan + store + tag write, wall)   {1000 * recorder_s:6.1f} ms   of which a tag "
+        f"write {median('cluster', 'write_ms'):.0f} ms each, on {median('cluster', 'written'):.0f} of "
+        f"{args.tracks * args.copies} tracks",
+        f"  recorder process CPU per track (cluster; pool: {median('pool', 'recorder_cpu_ms'):.1f} ms) "
+        f"{1000 * recorder_cpu_s:6.1f} ms",
+        f"  analysis CPU per track (decode + features + model)    {1000 * analysis_s:6.0f} ms",
+        f"  paper estimate: one recorder feeds {workers_fed:.0f} worker processes (A/R = {analysis_s:.3f} s / "
+        f"{bottleneck:.4f} s)   target >= {RECORDER_WORKERS_MIN}  {verdict[workers_fed >= RECORDER_WORKERS_MIN]}",
+        f"    = {workers_fed / args.cores_per_machine:.1f} machines of {args.cores_per_machine} cores "
+        f"({args.cores_per_machine / analysis_s:.0f} tracks/s each) before the recorder "
+        f"({1 / bottleneck:.0f} tracks/s) is the bottleneck",
+    ]
+    print("\n".join(lines))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0 if overhead <= OVERHEAD_MAX and workers_fed >= RECORDER_WORKERS_MIN else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

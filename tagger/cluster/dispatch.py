@@ -1,0 +1,228 @@
+"""The recorder side: connect to a cluster and feed it a sliding window of tracks.
+
+At most ``WINDOW_PER_THREAD`` tracks per worker thread are submitted and not yet handed to the recorder, so a
+million-track scan never builds a million futures, and a recorder that falls behind stops the dispatch
+(back-pressure: results are handed over only as the scan asks for them). Results are handed over in input order,
+as every :class:`tagger.scan.AnalysisBackend` does.
+
+A track whose worker dies is resubmitted by the scheduler on another worker; once more workers died running it
+than the scheduler's ``allowed-failures`` (1 for ``local:N``), the scheduler gives up on it, and it is sent once
+more (the scheduler also blames the tracks beside the culprit), then recorded failed. A track that stays on one
+worker for ``timeout`` is hung: that worker process is ended (a hung decoder ignores cancellation; its nanny starts
+another) and the scheduler sends the track to another worker; hung there too, it is recorded failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import dask
+from distributed import Client, Future, wait
+from distributed.client import FutureCancelledError
+from distributed.scheduler import KilledWorker
+
+from tagger.analysis import DEFAULT_TIMEOUT, Analysed
+from tagger.cluster.paths import PathMap
+from tagger.cluster.worker import ModelPlugin, analyse_on_worker, end_worker_process
+from tagger.errors import ClusterError, FileError, ModelError
+from tagger.model import ModelCard
+from tagger.pipeline import TrackAnalysis
+
+WINDOW_PER_THREAD = 3  # enough to keep every thread busy while results travel back; bounded memory on both sides
+CONNECT_TIMEOUT_S = 30
+# What `local:N` starts with; a remote scheduler is started with the same (README, "Large archives"):
+LOCAL_SCHEDULER = {
+    # a track is tried on 2 workers at most: a decoder that kills its worker costs 2 processes, not 4
+    "distributed.scheduler.allowed-failures": 1,
+    # a worker holds only the tracks it is running, so a worker's death blames only those
+    "distributed.scheduler.worker-saturation": 1.0,
+}
+
+
+def connect(address: str) -> Client:
+    """A client of the scheduler at ``tcp://HOST:PORT`` (or ``tls://``), or of a new ``LocalCluster`` of N worker
+    processes for ``local:N``, which the client owns: closing it stops them."""
+    if match := re.fullmatch(r"local:(\d+)", address):
+        workers = int(match[1])
+        if workers < 1:
+            raise ClusterError(f"--cluster {address}: expected local:N with N >= 1 worker processes")
+        with dask.config.set(LOCAL_SCHEDULER):
+            return Client(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,  # a worker's errors come back as the tracks' results
+            )
+    if not re.fullmatch(r"(tcp|tls)://[^/\s]+:\d+", address):
+        raise ClusterError(f"--cluster: expected tcp://HOST:PORT (a Dask scheduler) or local:N, got {address!r}")
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as error:
+        raise ClusterError(f"--cluster: no Dask scheduler answers at {address} ({error})") from None
+
+
+@dataclass
+class _Flight:
+    """One track submitted: its future, which try this is, where it was last seen running and until when."""
+
+    future: Future
+    attempt: int
+    deadline: float
+    worker: str | None = None
+    hangs: int = 0  # times its worker process was ended for it
+
+
+class ClusterBackend:
+    """Analyses on the workers of ``client``'s cluster (see the module's docstring); :meth:`close` closes the
+    client (and the ``local:N`` cluster it started)."""
+
+    def __init__(
+        self,
+        client: Client,
+        card: ModelCard,
+        threads: int = 1,
+        path_map: PathMap | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.client = client
+        self.plugin = ModelPlugin(card, threads)
+        self.path_map = path_map or PathMap({})
+        self.timeout = timeout
+        self._allowed_failures: int | None = None  # None: the plugin is not registered yet
+
+    def close(self) -> None:
+        self.client.close()  # the plugin stays registered: the next scan with this model finds it loaded
+
+    def workers(self) -> dict[str, int]:
+        """Worker address -> its threads."""
+        return dict(self.client.nthreads())
+
+    def analyse(self, paths: list[Path], max_windows: int | None) -> Iterator[Analysed]:
+        if not paths:
+            return
+        self._register()
+        window = max(2, WINDOW_PER_THREAD * sum(self.workers().values()))
+        flights: dict[int, _Flight] = {}
+        done: dict[int, Analysed] = {}
+        submitted = handed = 0
+        try:
+            while handed < len(paths):
+                while submitted < len(paths) and submitted - handed < window:
+                    flights[submitted] = self._submit(paths[submitted], max_windows, attempt=1)
+                    submitted += 1
+                if handed in done:
+                    yield done.pop(handed)
+                    handed += 1
+                    continue
+                self._collect(flights, done, paths, max_windows)
+        finally:  # the scan stopped early (Ctrl-C, an error in the recorder): nothing of it keeps running
+            self.client.cancel([flight.future for flight in flights.values()], force=True)
+
+    def _register(self) -> None:
+        """Every worker loads the model now (and every worker that joins later), so timeouts time tracks."""
+        if self._allowed_failures is not None:
+            return
+        try:
+            self.client.register_plugin(self.plugin)
+        except ModelError:
+            raise
+        except Exception as error:  # raised on a worker, sent back as it was
+            reason = f"{type(error).__name__}: {error}"
+            raise ModelError(f"the cluster's workers could not load the model: {reason}") from None
+        self._allowed_failures = int(self.client.run_on_scheduler(_allowed_failures))
+
+    def _submit(self, path: Path, max_windows: int | None, attempt: int) -> _Flight:
+        future = self.client.submit(
+            analyse_on_worker,
+            self.path_map.to_worker(path),
+            max_windows,
+            self.plugin.name,
+            pure=False,  # the same path twice is two analyses (a retry, a file changed between scans)
+            retries=0,  # analyse_safely returns every error as a value: a raise is no bad file, do not repeat it
+        )
+        return _Flight(future, attempt, time.monotonic() + self.timeout)
+
+    def _collect(
+        self, flights: dict[int, _Flight], done: dict[int, Analysed], paths: list[Path], max_windows: int | None
+    ) -> None:
+        """Wait for the first track in flight to finish, or for the first deadline; settle what is due."""
+        wait_s = max(0.0, min(flight.deadline for flight in flights.values()) - time.monotonic())
+        with suppress(TimeoutError):
+            wait([flight.future for flight in flights.values()], timeout=wait_s, return_when="FIRST_COMPLETED")
+        now = time.monotonic()
+        overdue = [index for index, flight in flights.items() if not flight.future.done() and flight.deadline <= now]
+        for index in [index for index, flight in flights.items() if flight.future.done()]:
+            flight = flights.pop(index)
+            result = self._outcome(flight, paths[index])
+            if result is None:
+                flights[index] = self._submit(paths[index], max_windows, flight.attempt + 1)
+                flights[index].hangs = flight.hangs
+            else:
+                done[index] = result
+        if overdue:
+            self._overdue(overdue, flights, done, paths)
+
+    def _outcome(self, flight: _Flight, path: Path) -> Analysed | None:
+        """The track's result under the recorder's path (None: send it once more)."""
+        try:
+            result = flight.future.result()
+        except KilledWorker:
+            # The scheduler blames every track on a dying worker, a neighbour of the culprit too: sent once more.
+            if flight.attempt == 1:
+                return None
+            if flight.hangs:
+                return FileError(path, f"gave up: it hung a worker for {self.timeout:.0f} s and others died on it")
+            deaths = 2 * ((self._allowed_failures or 0) + 1)
+            return FileError(path, f"{deaths} worker processes died analysing it (the decoder crashes on this file)")
+        except FutureCancelledError:  # the scheduler lost it
+            return None if flight.attempt == 1 else FileError(path, "cancelled twice by the cluster")
+        except Exception as error:  # raised outside analyse_safely: the task could not run there
+            return FileError(path, f"worker error {type(error).__name__}: {error}")
+        if isinstance(result, TrackAnalysis):
+            return replace(result, path=path)
+        return type(result)(path, result.reason)
+
+    def _overdue(
+        self,
+        overdue: list[int],
+        flights: dict[int, _Flight],
+        done: dict[int, Analysed],
+        paths: list[Path],
+    ) -> None:
+        """A deadline counts from when the track was first seen running on its worker: a track still queued at the
+        scheduler, or moved to another worker after a death, gets its full ``timeout`` there."""
+        running = {key: worker for worker, keys in self.client.processing().items() for key in keys}
+        hung: dict[str, list[int]] = {}
+        for index in overdue:
+            flight = flights[index]
+            worker = running.get(flight.future.key)
+            if worker is None or worker != flight.worker:
+                flight.worker, flight.deadline = worker, time.monotonic() + self.timeout
+                continue
+            hung.setdefault(worker, []).append(index)
+        if not hung:
+            return
+        # A hung thread cannot be stopped, only its process: it exits, and its nanny starts a fresh one (not waited
+        # for). Killed before anything is cancelled, so the scheduler gives the freed thread no other track to lose
+        # meanwhile; the death makes the scheduler send the track on to another worker.
+        self.client.run(end_worker_process, workers=list(hung), wait=False)
+        for index in (index for indices in hung.values() for index in indices):
+            flight = flights[index]
+            flight.hangs += 1
+            flight.worker, flight.deadline = None, time.monotonic() + self.timeout
+            if flight.hangs >= 2:
+                self.client.cancel([flight.future], force=True)
+                del flights[index]
+                done[index] = FileError(paths[index], f"gave up after {self.timeout:.0f} s, twice (decoder hung)")
+
+
+def _allowed_failures(dask_scheduler: Any) -> int:
+    return int(dask_scheduler.allowed_failures)
