@@ -22,8 +22,6 @@ from mutagen.wave import WAVE
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from tagger import audio
-from tagger.analysis import ProcessPool
 from tagger.cli import app
 from tagger.errors import ModelError
 from tagger.learn import LabelFigures, Learned, save_vocabulary
@@ -48,6 +46,7 @@ from tagger.vocabulary import (
 )
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
+from tests.no_decoding import forbid_decoding
 
 # ------------------------------------------------------------------------------------ head and figures
 
@@ -232,15 +231,7 @@ def test_scan_with_the_learned_vocabulary_tags_untagged_tracks_without_decoding(
 ) -> None:
     root, database = learned_library["root"], learned_library["db"]
 
-    def no_decoding(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("a track was decoded again")
-
-    monkeypatch.setattr(audio, "probe", no_decoding)
-    monkeypatch.setattr(audio, "read_segments", no_decoding)
-    original = ProcessPool.analyse  # the scan's backend: a track sent to it would be decoded
-    monkeypatch.setattr(
-        ProcessPool, "analyse", lambda self, paths, windows: no_decoding() if paths else original(self, paths, windows)
-    )
+    forbid_decoding(monkeypatch)
 
     preview = _scan(database, tiny_card, root, vocabulary="mine", dry_run=True)
     assert preview.counts[Outcome.WOULD_TAG] == len(learned_library["untagged"])

@@ -23,9 +23,7 @@ from mutagen.wave import WAVE
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from tagger import audio
 from tagger.aggregate import aggregate
-from tagger.analysis import ProcessPool
 from tagger.cli import app
 from tagger.genres import GenreNormaliser, GenreRules, split_values, tag_key
 from tagger.learn import LabelFigures, Learned, save_vocabulary
@@ -48,6 +46,7 @@ from tagger.vocabulary import (
 )
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
+from tests.no_decoding import forbid_decoding
 
 # ------------------------------------------------------------------------------------ the owner's MOOD values
 
@@ -273,15 +272,7 @@ def test_scans_write_the_learned_moods_from_the_stored_embeddings(
     """``mood_vocabulary = "mymoods"``: the next scan re-decides every track from its stored result, decoding none."""
     root, database = mood_library["root"], mood_library["db"]
 
-    def no_decoding(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("a track was decoded again")
-
-    monkeypatch.setattr(audio, "probe", no_decoding)
-    monkeypatch.setattr(audio, "read_segments", no_decoding)
-    original = ProcessPool.analyse  # the scan's backend: a track sent to it would be decoded
-    monkeypatch.setattr(
-        ProcessPool, "analyse", lambda self, paths, windows: no_decoding() if paths else original(self, paths, windows)
-    )
+    forbid_decoding(monkeypatch)
 
     summary = _scan(database, tiny_card, root, mood_vocabulary="mymoods")
     assert not summary.failures

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from tagger import audio
 from tagger.cli import app
 from tagger.model import ModelCard
 from tagger.policy import Policy
@@ -27,6 +26,7 @@ from tagger.tags import open_tags
 from tagger.track import Outcome
 from tests.audio_factory import ALL_EXTENSIONS, make_track
 from tests.mood_card import GENRE_MOODS, mood_card, mood_card_path
+from tests.no_decoding import forbid_decoding
 from tests.test_scan import run_scan
 
 pytestmark = [pytest.mark.model, pytest.mark.ffmpeg]
@@ -67,14 +67,6 @@ def writes(database: Database) -> list[tuple[str, str, list[str], list[str], str
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
-def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("a track was decoded again")
-
-    monkeypatch.setattr(audio, "probe", refuse)
-    monkeypatch.setattr(audio, "read_segments", refuse)
-
-
 def test_a_scan_writes_genre_and_mood_into_every_format(
     library_copy: Path, tmp_path: Path, card: ModelCard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,7 +98,7 @@ def test_a_scan_writes_genre_and_mood_into_every_format(
             # Q1 positive and energetic ... Q4 positive and calm: the axes' signs follow the quadrant.
             assert (result.moods["valence"] > 0) == (quadrant in ("Q1", "Q4"))
             assert (result.moods["arousal"] > 0) == (quadrant in ("Q1", "Q2"))
-    no_decoding(monkeypatch)
+    forbid_decoding(monkeypatch)
     again = run_scan(database, card, library_copy)
     assert again.counts == {Outcome.SKIPPED: len(ALL_EXTENSIONS)} and not again.mood_counts
 
@@ -307,7 +299,7 @@ def test_changing_mood_options_re_decides_from_the_stored_scores(
     open_tags(path).write({"mood": ["Chill"]})
     assert run_scan(database, card, tmp_path / "music").mood_counts == {Outcome.KEPT: 1}
     with monkeypatch.context() as patched:
-        no_decoding(patched)
+        forbid_decoding(patched)
         overwrite = run_scan(database, card, tmp_path / "music", policy=Policy.OVERWRITE)
         assert overwrite.mood_counts == {Outcome.TAGGED: 1} and open_tags(path).read("mood") == ["Happy"]
         off = run_scan(database, card, tmp_path / "music", policy=Policy.OVERWRITE, moods=False)
@@ -367,7 +359,7 @@ def test_a_learned_mood_vocabulary_is_written_and_the_card_s_head_takes_over_aga
     # Learned again (newer than the stored result): applied from the stored embedding, nothing decoded.
     learned_mood_vocabulary(database, card, "feel", [-2.0, 2.0], datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     with monkeypatch.context() as patched:
-        no_decoding(patched)
+        forbid_decoding(patched)
         relearned = run_scan(database, card, path.parent, mood_vocabulary="feel")
     assert relearned.mood_counts == {Outcome.TAGGED: 1} and open_tags(path).read("mood") == ["Lively"]
     # Back to the card's mood head: the stored result holds no scores of it, so the track is classified again;
