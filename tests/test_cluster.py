@@ -4,6 +4,7 @@ is, and a real PostgreSQL server; the recorder is this process, as in ``tagger s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -44,7 +45,11 @@ GENRES = ["drone", "techno", "chimes", "breaks", "organ"]
 def scheduler() -> Iterator[str]:
     """One cluster for the module (starting one takes seconds): 2 worker processes, one thread each."""
     with dask.config.set(LOCAL_SCHEDULER):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        # silence_logs as `local:N` does: the scheduler's thread would log its clients' goodbyes into a stream
+        # pytest has closed by then ("--- Logging error ---" in the test output)
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL
+        )
     with cluster:
         yield cluster.scheduler_address
 
