@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from tagger.aggregate import TrackGenres, aggregate
 from tagger.config import Settings
@@ -108,6 +108,7 @@ class _Plan:
     existing: list[str] | None = None  # the written field's genres; None: the tags could not be read
     owners: list[str] | None = None  # every genre the file carries (secondary tags too): what the policy keeps
     ours: bool = False  # the file's genre is our own last write
+    recorded: bool | None = None  # the track had a row when looked up (under the writer lock); None: not looked up
     write: tuple[GenreTags, list[str]] | None = None
 
 
@@ -184,6 +185,7 @@ class Library:
             return self._store(plan, report)
         with self.db.session() as session:
             track = session.scalar(select(Track).where(Track.path == str(analysis.path)))
+            plan.recorded = track is not None
             plan.ours = track is not None and self._is_ours(session, track, plan.existing)
         if not plan.genres.confident and not self.options.tag_low_confidence:
             report.outcome, report.reason = Outcome.LOW_CONFIDENCE, _low_confidence_reason(plan.genres)
@@ -211,7 +213,7 @@ class Library:
         analysis, genres = plan.analysis, plan.genres
         assert genres is not None
         with self.db.session() as session:
-            track = self._track(session, analysis.path, plan.root)
+            track = self._track(session, analysis.path, plan.root, missing=plan.recorded is False)
             track.size, track.mtime_ns = plan.state.size, plan.state.mtime_ns
             track.fingerprint = safe_fingerprint(analysis.path, plan.state.size)
             track.duration = analysis.duration
@@ -259,7 +261,7 @@ class Library:
             error = failure.reason if isinstance(failure, TagWriteError) else str(failure)
             report.outcome, report.reason = Outcome.FAILED, f"tag write not possible: {error}"
         with self.db.session() as session:
-            write = session.get(TagWrite, write_id)
+            write = session.get(TagWrite, write_id, options=[joinedload(TagWrite.track)])  # one query, not two
             assert write is not None
             write.status = TagWriteStatus.FAILED if error else TagWriteStatus.APPLIED
             write.error = error
@@ -280,8 +282,9 @@ class Library:
         )
 
     @staticmethod
-    def _track(session: Session, path: Path, root: Path) -> Track:
-        track = session.scalar(select(Track).where(Track.path == str(path)))
+    def _track(session: Session, path: Path, root: Path, missing: bool = False) -> Track:
+        """The track's row, made if absent; ``missing``: the caller's lookup just found none (no second look)."""
+        track = None if missing else session.scalar(select(Track).where(Track.path == str(path)))
         if track is None:
             # Another process (the daemon, another user's scan) may record this file right now: its row is used.
             insert_if_absent(session, Track, path=str(path), root=str(root))
