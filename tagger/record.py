@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from tagger.aggregate import TrackGenres, aggregate
 from tagger.decision import FieldState, RoleDecision, decide_role, mood_record, stored_mood_rows
@@ -68,6 +68,7 @@ class _Plan:
     mood_rows: np.ndarray | None = None  # the mood head's (windows, labels) scores
     fields: dict[Role, FieldState] = field(default_factory=dict)  # per role, as read; empty: the tags unreadable
     write: tuple[GenreTags, dict[Role, list[str]]] | None = None
+    recorded: bool | None = None  # the track had a row when looked up (under the writer lock); None: not looked up
 
 
 class Library:
@@ -153,6 +154,7 @@ class Library:
             report.mood.existing = plan.fields["mood"].owners
         with self.db.session() as session:
             track = session.scalar(select(Track).where(Track.path == str(analysis.path)))
+            plan.recorded = track is not None
             for role, values in plan.fields.items():
                 values.ours = track is not None and self._is_ours(session, track, role, values.existing)
         proposals: list[tuple[Role, TrackGenres | None]] = [("genre", plan.genres), ("mood", plan.moods)]
@@ -194,7 +196,7 @@ class Library:
         analysis, genres = plan.analysis, plan.genres
         assert genres is not None
         with self.db.session() as session:
-            track = self._track(session, analysis.path, plan.root)
+            track = self._track(session, analysis.path, plan.root, missing=plan.recorded is False)
             track.size, track.mtime_ns = plan.state.size, plan.state.mtime_ns
             track.fingerprint = safe_fingerprint(analysis.path, plan.state.size)
             track.duration = analysis.duration
@@ -260,7 +262,7 @@ class Library:
         with self.db.session() as session:
             track: Track | None = None
             for write_id in write_ids:
-                write = session.get(TagWrite, write_id)
+                write = session.get(TagWrite, write_id, options=[joinedload(TagWrite.track)])  # one query, not two
                 assert write is not None
                 write.status = TagWriteStatus.FAILED if error else TagWriteStatus.APPLIED
                 write.error = error
@@ -282,8 +284,9 @@ class Library:
         )
 
     @staticmethod
-    def _track(session: Session, path: Path, root: Path) -> Track:
-        track = session.scalar(select(Track).where(Track.path == str(path)))
+    def _track(session: Session, path: Path, root: Path, missing: bool = False) -> Track:
+        """The track's row, made if absent; ``missing``: the caller's lookup just found none (no second look)."""
+        track = None if missing else session.scalar(select(Track).where(Track.path == str(path)))
         if track is None:
             # Another process (the daemon, another user's scan) may record this file right now: its row is used.
             insert_if_absent(session, Track, path=str(path), root=str(root))

@@ -234,7 +234,10 @@ class Database:
             dialect = self.engine.dialect.name
             if dialect == "postgresql":
                 key = {"key": _PG_LOCK_KEY}  # pg_advisory_lock waits for ever and returns nothing
-                with self._server_lock("SELECT 1 FROM pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", key):
+                # Autocommit: no BEGIN/ROLLBACK round trips per track, and no transaction left idle (holding back
+                # vacuum) while the lock is held; a session-level advisory lock needs no transaction.
+                lock = ("SELECT 1 FROM pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", key, "AUTOCOMMIT")
+                with self._server_lock(*lock):
                     yield
             elif dialect in ("mysql", "mariadb"):
                 name = {"name": f"genre-tagger writer {self.engine.url.database}"}  # names are server-wide
@@ -246,9 +249,13 @@ class Database:
                     yield
 
     @contextmanager
-    def _server_lock(self, acquire: str, release: str, parameters: dict[str, Any]) -> Iterator[None]:
+    def _server_lock(
+        self, acquire: str, release: str, parameters: dict[str, Any], isolation: str | None = None
+    ) -> Iterator[None]:
         # Held by one pooled connection for the block; a session-level lock outlives its transactions.
         with self.engine.connect() as connection:
+            if isolation is not None:
+                connection.execution_options(isolation_level=isolation)
             if connection.execute(text(acquire), parameters).scalar() != 1:  # GET_LOCK: 0 timed out, NULL failed
                 raise DatabaseError(f"database {self.name}: could not take the writer lock")
             try:
