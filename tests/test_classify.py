@@ -79,7 +79,7 @@ def test_classification_carries_the_moods_of_the_same_pass(tmp_path: Path) -> No
     assert moods.axes.valence < -0.8 and moods.axes.arousal < -0.8  # Q3: negative and calm
     data = result.to_dict()["moods"]
     assert data["chosen"] == ["Sad"] and data["abstained"] is False and data["confident"] is True
-    assert data["ranked"][0] == {"label": "Q3", "mood": "Sad", "confidence": round(mean[2], 4)}
+    assert data["ranked"][0] == {"label": "Q3", "mood": "Sad", "confidence": pytest.approx(float(mean[2]), abs=1e-4)}
     assert set(data["scores"]) == set(QUADRANT_NAMES) and data["valence"] == pytest.approx(moods.axes.valence, abs=1e-4)
     without = classify_file(track, Settings(model=str(card), db=str(tmp_path / "tagger.db")), 3, moods=False)
     assert without.moods is None and without.to_dict()["moods"] is None

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import Result as Invocation
 from mutagen.flac import FLAC
 from mutagen.id3 import TALB, TPE1, TXXX
 from mutagen.wave import WAVE
 from sqlalchemy import select
 from typer.testing import CliRunner
+from typer.testing import Result as Invocation
 
 from tagger.aggregate import aggregate
 from tagger.cli import app
