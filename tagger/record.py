@@ -145,12 +145,19 @@ class Library:
             report.album_note = f"far from its album's genre: alone {own.genre} {own.confidence:.2f}"
         try:
             tags = self._open_tags(analysis.path)
-            plan.fields = {role: FieldState(tags.read(role), tags.read_all(role)) for role in ROLES}
+            plan.fields = {"genre": FieldState(tags.read("genre"), tags.read_all("genre"))}
         except (TagReadError, UnsupportedFormatError) as error:
             _fail(report, f"cannot read tags: {error.reason}")
             return self._store(plan, report)
         report.existing = plan.fields["genre"].owners
-        if report.mood is not None:
+        try:
+            plan.fields["mood"] = FieldState(tags.read("mood"), tags.read_all("mood"))
+        except TagReadError as error:
+            # A MOOD value that is not text (a binary WM/Mood) cannot be recorded, so it is not replaced: the mood
+            # fails, the genre goes on alone (a genre write keeps that value byte for byte).
+            if report.mood is not None:
+                report.mood.outcome, report.mood.reason = Outcome.FAILED, f"cannot read its mood: {error.reason}"
+        if report.mood is not None and "mood" in plan.fields:
             report.mood.existing = plan.fields["mood"].owners
         with self.db.session() as session:
             track = session.scalar(select(Track).where(Track.path == str(analysis.path)))
@@ -158,7 +165,11 @@ class Library:
             for role, values in plan.fields.items():
                 values.ours = track is not None and self._is_ours(session, track, role, values.existing)
         proposals: list[tuple[Role, TrackGenres | None]] = [("genre", plan.genres), ("mood", plan.moods)]
-        decisions = {role: self._decide(role, made, plan.fields[role], tags) for role, made in proposals if made}
+        decisions = {
+            role: self._decide(role, made, plan.fields[role], tags)
+            for role, made in proposals
+            if made and role in plan.fields
+        }
         targets: dict[Role, list[str]] = {}
         for role, decided in decisions.items():
             side = _side(report, role)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from mutagen.asf import ASF, ASFByteArrayAttribute
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -171,6 +172,22 @@ def test_a_track_can_get_its_mood_but_not_its_genre_and_the_other_way_round(tmp_
     with library.db.session() as session:
         moods = session.scalar(select(Result.moods))
         assert moods is not None and moods["abstained"] and moods["chosen"] == []
+
+
+def test_a_mood_that_cannot_be_read_fails_the_mood_and_the_genre_is_still_written(
+    tmp_path: Path, card: ModelCard
+) -> None:
+    """A binary WM/Mood cannot be recorded, so it is not replaced; the track's genre is written all the same."""
+    path = one_track(tmp_path, name="a.wma")
+    audio = ASF(path)
+    audio.tags["WM/Mood"] = [ASFByteArrayAttribute(b"\x00\x01binary")]
+    audio.save()
+    summary = run_scan(Database(tmp_path / "db.sqlite"), card, tmp_path / "music")
+    assert summary.counts == {Outcome.TAGGED: 1} and summary.mood_counts == {Outcome.FAILED: 1}
+    assert open_tags(path).read("genre") == ["chimes"]
+    assert [bytes(value.value) for value in ASF(path).tags["WM/Mood"]] == [b"\x00\x01binary"]
+    (report,) = summary.changes
+    assert report.mood is not None and "cannot read its mood" in report.mood.reason
 
 
 def test_dry_run_writes_nothing_and_says_what_it_would(tmp_path: Path, card: ModelCard) -> None:
