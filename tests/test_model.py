@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tagger.errors import ModelError
-from tagger.model import Classifier, ModelCard, card_path_for, load_card
+from tagger.model import MODELS_DIR, Classifier, ModelCard, card_path_for, load_card
 
 pytestmark = pytest.mark.model
 
@@ -71,3 +71,22 @@ def test_the_runtime_asked_for_is_the_one_used(tiny_card: ModelCard) -> None:
     import os
 
     assert Classifier(tiny_card).runtime == os.environ.get("TAGGER_TFLITE_RUNTIME", "ai-edge-litert")
+
+
+@pytest.mark.parametrize("card", sorted(MODELS_DIR.glob("*.json")), ids=lambda path: path.name)
+def test_shipped_cards_are_strict_json(card: Path) -> None:
+    """No NaN or Infinity (Python writes them by default; jq, browsers and other JSON readers refuse them)."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{card.name} holds {constant}")
+
+    json.loads(card.read_text(), parse_constant=refuse)
+
+
+def test_the_trainer_writes_a_figure_that_could_not_be_computed_as_null(tmp_path: Path) -> None:
+    from tagger.train.card import card_text, strict_json
+
+    figures = {"a": [float("nan"), 1.5, np.float32("inf")], "b": "NaN"}
+    assert strict_json(figures) == {"a": [None, 1.5, None], "b": "NaN"}
+    card = {"heads": {}, "metrics": {"precision": float("nan")}}
+    assert json.loads(card_text(card))["metrics"] == {"precision": None}

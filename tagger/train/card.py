@@ -21,8 +21,20 @@ TRAINER_VERSION = "0.1.0"
 
 def write_card(card: dict[str, Any], path: Path) -> ModelCard:
     """Write ``card`` to ``path`` and read it back with the tagger's loader, so a bad card fails here."""
-    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(strict_json(card), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     return ModelCard.load(path)
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as ``None``: JSON has no NaN, and jq or a browser refuse a
+    card that has one (a figure that could not be computed, e.g. precision where nothing was written, is null)."""
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    return value
 
 
 def card_text(card: dict[str, Any]) -> str:
@@ -33,7 +45,7 @@ def card_text(card: dict[str, Any]) -> str:
             stashed[name] = head["weights"]
             head["weights"] = f"@WEIGHTS:{name}@"
     try:
-        text = json.dumps(card, indent=2)
+        text = json.dumps(strict_json(card), indent=2, allow_nan=False)
     finally:
         for name, weights in stashed.items():
             card["heads"][name]["weights"] = weights
