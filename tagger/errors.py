@@ -47,4 +47,5 @@ class DatabaseError(TaggerError):
 
 
 class ClusterError(TaggerError):
-    """A cluster scan cannot start: a bad address, no scheduler there, no ``distributed``, a SQLite database."""
+    """A cluster scan cannot start (a bad address, no scheduler there, no ``distributed``, a SQLite database) or
+    go on (the cluster has had no workers for too long)."""

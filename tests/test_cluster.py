@@ -25,10 +25,11 @@ from sqlalchemy import select
 
 from tagger.cluster.dispatch import LOCAL_SCHEDULER, ClusterBackend, connect
 from tagger.cluster.paths import PathMap
+from tagger.errors import ClusterError
 from tagger.model import ModelCard
 from tagger.record import Library
 from tagger.scan import Scanner, ScanSummary
-from tagger.store import Database, Result, TagWrite, Track
+from tagger.store import Database, Result, TagWrite, Track, TrackStatus
 from tagger.tags import open_tags
 from tagger.track import Outcome
 from tests.audio_factory import make_track
@@ -303,3 +304,20 @@ def test_tagger_scan_takes_the_cluster_and_path_map_from_the_config(
         2,
         f'config error: {config}: path_map: expected a table of strings, got {{"{music}": 1}}',
     )
+
+
+def test_a_cluster_without_workers_stops_the_scan_with_one_line_instead_of_waiting(
+    tmp_path: Path, pg_url: str, tiny_card: ModelCard
+) -> None:
+    """A scheduler whose workers are all gone (or never came): the scan does not wait for ever (it hung before)."""
+    root = make_library(tmp_path / "music", tracks=2)
+    with dask.config.set(LOCAL_SCHEDULER):
+        empty = LocalCluster(n_workers=0, processes=False, dashboard_address=None, silence_logs=logging.CRITICAL)
+    with empty:
+        backend = ClusterBackend(Client(empty.scheduler_address), tiny_card, no_workers_timeout=0.5)
+        database = Database(pg_url)
+        with pytest.raises(ClusterError, match="the cluster has had no workers for 0 s: start workers"):
+            scan(database, tiny_card, [root], backend)
+    with database.session() as session:  # no track was recorded failed for want of workers
+        failed = set(session.scalars(select(Track.path).where(Track.status == TrackStatus.FAILED)))
+    assert not {path for path in failed if not path.endswith("notes.wav")}

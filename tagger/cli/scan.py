@@ -32,7 +32,7 @@ from tagger.cli.options import (
     stdout,
 )
 from tagger.config import Settings, database_url
-from tagger.errors import ModelError, TaggerError
+from tagger.errors import ClusterError, ModelError, TaggerError
 
 if TYPE_CHECKING:
     from tagger.analysis import AnalysisBackend
@@ -152,7 +152,7 @@ def scan(
                         stdout.print(line, markup=False, highlight=False)
                 if report.album_note and not (as_json or quiet):
                     stdout.print(f"{'album':>9}  {report.path}  {report.album_note}", markup=False, highlight=False)
-        except ModelError as error:  # the workers could not load the model: nothing was classified
+        except (ModelError, ClusterError) as error:  # the workers could not load the model, or there are none
             raise fail(error) from error
     _print_summary(summary, as_json)
     if summary.counts.get(Outcome.FAILED.value) and summary.counts.total() == summary.counts[Outcome.FAILED.value]:

@@ -37,6 +37,8 @@ from tagger.pipeline import TrackAnalysis
 
 WINDOW_PER_THREAD = 3  # enough to keep every thread busy while results travel back; bounded memory on both sides
 CONNECT_TIMEOUT_S = 30
+NO_WORKERS_S = 120.0  # a cluster without one worker this long: the scan stops with one line instead of waiting
+POLL_S = 5.0  # how often a waiting recorder looks whether the cluster still has workers
 # What `local:N` starts with; a remote scheduler is started with the same (README, "Large archives"):
 LOCAL_SCHEDULER = {
     # a track is tried on 2 workers at most: a decoder that kills its worker costs 2 processes, not 4
@@ -91,8 +93,11 @@ class ClusterBackend:
         threads: int = 1,
         path_map: PathMap | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        no_workers_timeout: float = NO_WORKERS_S,
     ) -> None:
         self.client = client
+        self.no_workers_timeout = no_workers_timeout
+        self._no_workers_since: float | None = None
         self.plugin = ModelPlugin(card, threads)
         self.path_map = path_map or PathMap({})
         self.timeout = timeout
@@ -154,9 +159,11 @@ class ClusterBackend:
         self, flights: dict[int, _Flight], done: dict[int, Analysed], paths: list[Path], max_windows: int | None
     ) -> None:
         """Wait for the first track in flight to finish, or for the first deadline; settle what is due."""
-        wait_s = max(0.0, min(flight.deadline for flight in flights.values()) - time.monotonic())
+        wait_s = min(POLL_S, max(0.0, min(flight.deadline for flight in flights.values()) - time.monotonic()))
         with suppress(TimeoutError):
             wait([flight.future for flight in flights.values()], timeout=wait_s, return_when="FIRST_COMPLETED")
+        if not any(flight.future.done() for flight in flights.values()):
+            self._check_workers()
         now = time.monotonic()
         overdue = [index for index, flight in flights.items() if not flight.future.done() and flight.deadline <= now]
         for index in [index for index, flight in flights.items() if flight.future.done()]:
@@ -169,6 +176,21 @@ class ClusterBackend:
                 done[index] = result
         if overdue:
             self._overdue(overdue, flights, done, paths)
+
+    def _check_workers(self) -> None:
+        """A queued track's deadline waits for a worker to take it: with no worker at all for ``no_workers_timeout``
+        the scan stops (one line; what was recorded stays, a rescan resumes) rather than wait for ever."""
+        if self.client.nthreads():
+            self._no_workers_since = None
+            return
+        now = time.monotonic()
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+        elif now - self._no_workers_since >= self.no_workers_timeout:
+            raise ClusterError(
+                f"the cluster has had no workers for {self.no_workers_timeout:.0f} s: start workers "
+                "(dask worker tcp://SCHEDULER:8786), then scan again; what was recorded is kept"
+            )
 
     def _outcome(self, flight: _Flight, path: Path) -> Analysed | None:
         """The track's result under the recorder's path (None: send it once more)."""
