@@ -1,21 +1,15 @@
 """One role's decision for one track: what its field (the genre, the mood) should say, from the model's
-proposal, what the file carries, whether that is our own last write, and the policy; and the mood decision as
-the database keeps it (``results.moods``), from which a rescan with other options decides again without decoding.
+proposal, what the file carries, whether that is our own last write, and the policy.
 
 Both roles follow the one rule (:func:`decide_role`); only the values and the field differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
 
 from tagger.aggregate import TrackGenres
-from tagger.model import Head
-from tagger.moods import mood_record as mood_record  # lives with the moods: `tagger classify` skips the database
 from tagger.policy import Policy, decide
 from tagger.track import Outcome
 
@@ -67,13 +61,3 @@ def low_confidence_reason(decision: TrackGenres) -> str:
     if decision.abstained:
         return "uncertain: " + ", ".join(f"{s.genre} {s.confidence:.2f}" for s in decision.ranked)
     return f"confidence {decision.top.confidence:.2f}"
-
-
-def stored_mood_rows(record: Mapping[str, Any] | None, head: Head) -> np.ndarray | None:
-    """The one-row scores a stored mood decision of ``head`` was made from; None if it holds no such scores."""
-    scores = (record or {}).get("scores")
-    if (record or {}).get("vocabulary") != head.name or not isinstance(scores, dict):
-        return None
-    if not all(isinstance(scores.get(label), int | float) for label in head.labels):
-        return None
-    return np.asarray([[float(scores[label]) for label in head.labels]], dtype=np.float64)

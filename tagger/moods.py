@@ -6,7 +6,8 @@ calm, Q4 positive and calm. Its labels are the quadrant names; the words written
 card's ``tag_names`` (e.g. Happy, Aggressive, Sad, Relaxed). The axes are one rule, used by the
 runtime and the trainer alike: each is the score mass on its positive side minus the mass on its
 negative side, in [-1, 1]. A track's mood decision as ``results.moods`` keeps it (and ``tagger classify
---json`` prints it) is :func:`mood_record`: no database code here, so ``classify`` starts without it.
+--json`` prints it) is :func:`mood_record`, read back by :func:`stored_mood_rows`: no database code here, so
+``classify`` starts without it.
 """
 
 from __future__ import annotations
@@ -62,3 +63,13 @@ def mood_record(decision: TrackGenres, rows: np.ndarray, head: Head) -> dict[str
     if (found := axes(dict(zip(head.labels, mean.tolist(), strict=True)))) is not None:
         record["valence"], record["arousal"] = round(found.valence, 4), round(found.arousal, 4)
     return record
+
+
+def stored_mood_rows(record: Mapping[str, Any] | None, head: Head) -> np.ndarray | None:
+    """The one-row scores a stored mood decision of ``head`` was made from; None if it holds no such scores."""
+    scores = (record or {}).get("scores")
+    if (record or {}).get("vocabulary") != head.name or not isinstance(scores, dict):
+        return None
+    if not all(isinstance(scores.get(label), int | float) for label in head.labels):
+        return None
+    return np.asarray([[float(scores[label]) for label in head.labels]], dtype=np.float64)

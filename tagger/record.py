@@ -24,9 +24,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from tagger.aggregate import TrackGenres, aggregate
-from tagger.decision import FieldState, RoleDecision, decide_role, mood_record, stored_mood_rows
+from tagger.decision import FieldState, RoleDecision, decide_role
 from tagger.errors import FileError, TagReadError, TagWriteError, UnsupportedFormatError
 from tagger.model import Head, ModelCard
+from tagger.moods import mood_record, stored_mood_rows
 from tagger.pipeline import TrackAnalysis
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus, queries
 from tagger.store.db import insert_if_absent

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 
-from tagger.decision import stored_mood_rows
+from tagger.moods import stored_mood_rows
 from tagger.pipeline import TrackAnalysis
 from tagger.store.db import Database
 from tagger.store.embedding import embedding_from_bytes
