@@ -34,10 +34,12 @@ echo "== ruff (lint, format), mypy"
 echo "== pytest (ai-edge-litert, tensorflow)"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 
-# tflite-runtime publishes no wheels past Python 3.11: the second runtime is tested where it exists.
+# tflite-runtime publishes no wheels past Python 3.11: the second runtime is tested where it exists, on the tests of
+# the runtime itself (marker `runtime`: model files and outputs, worker processes, whole scans); the tagging logic
+# above them does not depend on which runtime computed the scores.
 if "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] > (3, 11))'; then
-    echo "== pytest -m model (tflite-runtime 2.14, numpy<2)"
+    echo "== pytest -m runtime (tflite-runtime 2.14, numpy<2)"
     if [ ! -x .venv-tflite/bin/python ]; then "$PYTHON" -m venv .venv-tflite; fi
     .venv-tflite/bin/pip install -q -e ".[tflite-runtime,dev]"
-    TAGGER_TFLITE_RUNTIME=tflite-runtime .venv-tflite/bin/python -m pytest -q -p no:cacheprovider -m "model and not train" "$@"
+    TAGGER_TFLITE_RUNTIME=tflite-runtime .venv-tflite/bin/python -m pytest -q -p no:cacheprovider -m "runtime and not train" "$@"
 fi

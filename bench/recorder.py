@@ -5,7 +5,9 @@
 
 Each source track is analysed once; the timed records are of fresh copies, every one new to the database, so
 each record does what a first scan does. Two cases: every track written (``tag_low_confidence``, the gtzan head),
-and nothing written (the card's default head abstains on the synthetic tracks).
+and nothing written (the card's default head abstains on the synthetic tracks, moods off). Each case is timed with
+1 recorder (one track at a time) and with N at a time (``--recorders``, threads of this process as a scan runs them,
+:func:`tagger.recorders.recorded_in_order`): wall ms per track is what one recording process needs per track.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,6 +30,7 @@ from bench.corpus import build_tracks, copy_files
 from tagger.model import Classifier, load_card
 from tagger.pipeline import TrackAnalysis, analyse_track
 from tagger.record import Library, TagOptions
+from tagger.recorders import recorded_in_order
 from tagger.store import Database
 from tagger.track import FileState, Outcome
 
@@ -38,14 +42,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--copies", type=int, default=8, help="copies of each recorded per case")
     parser.add_argument("--max-windows", type=int, default=4)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--recorders", type=int, nargs="+", default=[1, 4, 8, 16], help="tracks recorded at a time")
     parser.add_argument("--profile", type=Path, help="cProfile of the timed records, one file per database and case")
     return parser.parse_args(argv)
 
 
 def timed_records(
-    library: Library, analyses: list[TrackAnalysis], folder: Path, profile: Path | None
+    library: Library, analyses: list[TrackAnalysis], folder: Path, recorders: int, profile: Path | None
 ) -> dict[str, float]:
-    """Record a copy of each analysed track per file in ``folder``; wall and CPU ms per track."""
+    """Record a copy of each analysed track per file in ``folder``, ``recorders`` at a time; wall and CPU ms per
+    track (CPU: this process's, every thread's)."""
     by_name = {analysis.path.name: analysis for analysis in analyses}
     todo = []
     for path in sorted(folder.iterdir()):
@@ -55,7 +61,8 @@ def timed_records(
     cpu, wall = time.process_time(), time.perf_counter()
     if profiler:
         profiler.enable()
-    outcomes = [library.record(analysis, folder, state).outcome for analysis, state in todo]
+    jobs = (partial(library.record, analysis, folder, state) for analysis, state in todo)
+    outcomes = [report.outcome for report in recorded_in_order(jobs, recorders)]
     if profiler and profile:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -73,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(temp)
         tracks = build_tracks(args.corpus or work / "corpus", args.tracks)
         analyses = [analyse_track(path, classifier, args.max_windows) for path in tracks]
-        cases = {"written": TagOptions(tag_low_confidence=True, vocabulary="gtzan"), "nothing written": TagOptions()}
+        cases = {
+            "written": TagOptions(tag_low_confidence=True, vocabulary="gtzan", moods=False),
+            "nothing written": TagOptions(moods=False),
+        }
         kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
         with database_server(None) if "postgresql" in kinds else contextlib.nullcontext(_no_server) as new_db:
             for kind in kinds:
@@ -81,12 +91,18 @@ def main(argv: list[str] | None = None) -> int:
                     url = f"sqlite:///{work}/{kind}-{case[0]}.db" if kind == "sqlite" else new_db()
                     library = Library(Database(url), card, options)
                     library.record(analyses[0], tracks[0].parent, FileState.of(tracks[0]))  # warm the engine
-                    folder = copy_files(tracks, work / f"{kind}-{case[0]}", args.copies)
-                    profile = args.profile and args.profile.with_suffix(f".{kind}.{case.split()[0]}.prof")
-                    figures = timed_records(library, analyses, folder, profile)
-                    print(f"{kind:10} {case:16} {figures['wall_ms']:6.1f} ms wall  {figures['cpu_ms']:6.1f} ms CPU "
-                          f"per track ({figures['tracks']} tracks, {figures['written']} written, "
-                          f"{figures['failed']} failed)")  # fmt: skip
+                    single = None
+                    for recorders in args.recorders:
+                        folder = copy_files(tracks, work / f"{kind}-{case[0]}-{recorders}", args.copies)
+                        profile = args.profile and args.profile.with_suffix(
+                            f".{kind}.{case.split()[0]}.{recorders}.prof"
+                        )
+                        figures = timed_records(library, analyses, folder, recorders, profile)
+                        single = single or figures["wall_ms"]
+                        print(f"{kind:10} {case:16} {recorders:2} at a time {figures['wall_ms']:6.1f} ms wall "
+                              f"({single / figures['wall_ms']:4.1f}x)  {figures['cpu_ms']:6.1f} ms CPU per track "
+                              f"({figures['tracks']} tracks, {figures['written']} written, "
+                              f"{figures['failed']} failed)")  # fmt: skip
                     library.db.engine.dispose()
     return 0
 

@@ -12,6 +12,7 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     min_confidence = 0.3
     top_k = 1
     workers = 2
+    recorders = 4                # tracks stored and tagged at a time (1-16): their disk and database waits overlap
     max_windows = 8              # windows per track, spread over it (omit: the model's default)
     id3_version = 4              # 3 writes ID3v2.3 with id3_separator joining several genres
     id3_separator = "; "
@@ -100,6 +101,7 @@ class Settings:
     top_k: Count = 1
     workers: Count = 1
     threads: Count = 1
+    recorders: Annotated[int, Ge(1), Le(16)] = 4  # tracks recorded at a time (tagger.recorders.MAX_RECORDERS)
     max_windows: Count | None = None
     id3_version: Literal[3, 4] = 4
     id3_separator: Annotated[str, MinLen(1)] = "; "

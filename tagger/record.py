@@ -121,7 +121,7 @@ class Library:
         self, analysis: TrackAnalysis, root: Path, state: FileState, album: AlbumChoice | None = None
     ) -> TrackReport:
         """Store ``analysis`` and write the genre (its album's, given ``album``) and the mood the policy allows."""
-        with self.db.writer_lock():
+        with self.db.track_lock(analysis.path):  # records of other files go on meanwhile
             return self._record(analysis, root, state, album)
 
     def _record(

@@ -1,11 +1,13 @@
 """One-shot bulk tagging: walk the roots, skip what is unchanged, classify the rest through an analysis backend
 (:mod:`tagger.analysis`: worker processes, the model loaded once per worker; or a cluster's workers), then store +
-tag each track in the main process, one track at a time."""
+tag each track in this process, up to ``recorders`` tracks at a time (:mod:`tagger.recorders`)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +19,7 @@ from tagger.errors import FileError, TagReadError, UnsupportedFormatError
 from tagger.files import not_regular_reason, os_reason, unsupported_reason
 from tagger.pipeline import TrackAnalysis
 from tagger.record import AlbumChoice, Library
+from tagger.recorders import recorded_in_order
 from tagger.store.retag import outdated_writes, stored_analyses
 from tagger.summary import ScanSummary as ScanSummary  # its home before tagger.summary
 from tagger.tags import open_tags
@@ -27,6 +30,7 @@ from tagger.walk import iter_audio_files
 Retag = tuple[Path, FileState, TrackAnalysis]  # root, state, analysis rebuilt from the database (no audio)
 Todo = tuple[Path, Path, FileState]  # root, path, state
 AlbumMode = Literal["consensus", "track"]
+Recording = Callable[[], TrackReport]  # one track's record, run by :func:`tagger.recorders.recorded_in_order`
 
 
 def _walk_failure(folder: Path, reason: str) -> TrackReport:
@@ -56,8 +60,10 @@ class Scanner:
         timeout: float = DEFAULT_TIMEOUT,
         album_mode: AlbumMode = "track",
         backend: AnalysisBackend | None = None,
+        recorders: int = 1,
     ) -> None:
         self.library = library
+        self.recorders = recorders  # tracks recorded at a time (threads here; :mod:`tagger.recorders`)
         self.max_windows = max_windows
         self.follow_symlinks = follow_symlinks
         self.force = force
@@ -125,16 +131,18 @@ class Scanner:
         if on_planned:
             on_planned(len(todo) + len(done) + len(retag))
         yield from done
-        for root, state, analysis in retag:
-            yield self.library.record(analysis, root, state)
+        retagged: Iterator[Recording] = (
+            partial(self.library.record, analysis, root, state) for root, state, analysis in retag
+        )
         analysed = zip(todo, self.backend.analyse([p for _, p, _ in todo], self.max_windows), strict=True)
+        recorded: Iterator[Recording]
         if self.album_mode == "consensus":
-            yield from self._record_by_folder(analysed)
-            return
-        for (root, path, state), result in analysed:
-            yield self._record(root, path, state, result)
+            recorded = self._record_by_folder(analysed)
+        else:
+            recorded = (partial(self._record, root, path, state, result) for (root, path, state), result in analysed)
+        yield from recorded_in_order(chain(retagged, recorded), self.recorders)
 
-    def _record_by_folder(self, analysed: Iterable[tuple[Todo, Analysed]]) -> Iterator[TrackReport]:
+    def _record_by_folder(self, analysed: Iterable[tuple[Todo, Analysed]]) -> Iterator[Recording]:
         """Album consensus: the walk yields files sorted per folder, so a folder's tracks are held until
         the next folder starts, then decided together (each still recorded and written once)."""
         folder: list[tuple[Todo, Analysed]] = []
@@ -145,7 +153,7 @@ class Scanner:
             folder.append(item)
         yield from self._record_albums(folder)
 
-    def _record_albums(self, items: list[tuple[Todo, Analysed]]) -> Iterator[TrackReport]:
+    def _record_albums(self, items: list[tuple[Todo, Analysed]]) -> Iterator[Recording]:
         tracks: list[AlbumTrack] = []
         positions: list[int] = []
         for position, ((_, path, _), analysis) in enumerate(items):
@@ -163,7 +171,7 @@ class Scanner:
             for member in decision.members:
                 choices[positions[member]] = AlbumChoice(decision.probabilities, member in decision.far)
         for position, ((root, path, state), analysis) in enumerate(items):
-            yield self._record(root, path, state, analysis, choices.get(position))
+            yield partial(self._record, root, path, state, analysis, choices.get(position))
 
     def plan(
         self, files: Iterable[tuple[Path, Path]], force: bool | None = None

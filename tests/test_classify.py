@@ -17,7 +17,7 @@ from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 from tests.mood_card import GENRE_MOODS, MOOD_HEAD, QUADRANT_NAMES, mood_card_path
 
-pytestmark = [pytest.mark.model]
+pytestmark = [pytest.mark.model, pytest.mark.runtime]
 
 
 def test_classification_ranks_top_k_and_chooses_what_scan_would_write(tmp_path: Path) -> None:

@@ -21,7 +21,12 @@ from tagger.track import Outcome
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 
-pytestmark = [pytest.mark.model, pytest.mark.ffmpeg, pytest.mark.skipif(sys.platform != "linux", reason="/proc")]
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.runtime,
+    pytest.mark.ffmpeg,
+    pytest.mark.skipif(sys.platform != "linux", reason="/proc"),
+]
 REPO = Path(__file__).resolve().parents[1]
 # `tagger` itself, with the worker task swapped for one whose ffmpeg hangs on ffmpeg-hang.wav.
 SABOTAGED_TAGGER = (

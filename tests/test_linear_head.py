@@ -22,7 +22,7 @@ from tagger.track import Outcome
 from tests.audio_factory import make_track
 from tests.conftest import TINY_CARD
 
-pytestmark = [pytest.mark.model]
+pytestmark = [pytest.mark.model, pytest.mark.runtime]
 
 LABELS = ["Calm", "Busy", "Other"]
 

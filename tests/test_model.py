@@ -9,7 +9,7 @@ import pytest
 from tagger.errors import ModelError
 from tagger.model import MODELS_DIR, Classifier, ModelCard, card_path_for, load_card
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.runtime]
 
 
 def _windows(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:

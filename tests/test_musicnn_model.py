@@ -19,6 +19,7 @@ from tests.audio_factory import make_track
 
 pytestmark = [
     pytest.mark.model,
+    pytest.mark.runtime,
     pytest.mark.skipif(not (MODELS_DIR / "musicnn.json").exists(), reason="musicnn model not shipped"),
 ]
 

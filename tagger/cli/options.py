@@ -47,6 +47,10 @@ TopKOption = Annotated[
     int | None, typer.Option(help="Genres written per track at most", show_default=or_config("top_k"))
 ]
 WorkersOption = Annotated[int | None, typer.Option(help="Worker processes", show_default=or_config("workers"))]
+RecordersOption = Annotated[
+    int | None,
+    typer.Option(help="Tracks stored and tagged at a time (1-16)", show_default=or_config("recorders")),
+]
 MaxWindowsOption = Annotated[
     int | None,
     typer.Option(help="Windows classified per track, spread over it", show_default="config, else the model's"),

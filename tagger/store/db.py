@@ -7,15 +7,18 @@ naming the database (password masked) and the reason (:func:`_reason`): the CLI 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import sqlite3
+import struct
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
@@ -35,6 +38,7 @@ from tagger.errors import DatabaseError
 BUSY_TIMEOUT_MS = 30_000
 # Session-level advisory lock (PostgreSQL) / named lock (MariaDB, MySQL) standing for the writer lock.
 _PG_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"genre-tagger writer", digest_size=8).digest(), "big", signed=True)
+_SQLITE_LOCK_BYTES = 1 << 40  # byte offsets in the SQLite lock file standing for a file's keys (never written)
 
 
 def migrations_dir() -> Path:
@@ -131,6 +135,30 @@ def database_errors(url: str) -> Iterator[None]:
         raise DatabaseError(f"database {display_name(url)}: {_reason(error, url)}") from error
 
 
+def track_lock_keys(path: str | os.PathLike[str]) -> set[int]:
+    """What two recorders of the same file both lock, as 63-bit keys: its resolved path (a symlink and its target
+    are one file) and its inode (hard links, which are written in place, share it)."""
+    real = os.path.realpath(path)
+    names = [f"path {real}"]
+    with contextlib.suppress(OSError):  # a vanished file: its record fails on its own, the path key is enough
+        st = os.stat(real)
+        names.append(f"inode {st.st_dev}:{st.st_ino}")
+    return {_key(name.encode("utf-8", "surrogateescape")) for name in names}
+
+
+def _key(name: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big") >> 1  # >= 0, fits a signed bigint
+
+
+def _lock_byte(fd: int, offset: int, kind: int = fcntl.F_WRLCK) -> None:
+    """An exclusive open-file-description lock on one byte of ``fd`` (beyond its end is fine), waiting for it, or
+    its release (``F_UNLCK``): unlike ``lockf``'s process-wide locks, two threads of one process exclude each other
+    with these."""
+    # struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (0 for OFD locks)
+    request = struct.pack("hhqqi4x", kind, os.SEEK_SET, offset, 1, 0)
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, request)
+
+
 def insert_if_absent(session: Session, model: type[DeclarativeBase], **values: Any) -> None:
     """INSERT that does nothing when a unique key exists already: another process recorded that row meanwhile."""
     dialect = session.get_bind().dialect.name
@@ -153,10 +181,13 @@ class Database:
         with database_errors(self.url):
             if (file := sqlite_file(self.url)) is not None:
                 file.parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(self.url, connect_args=self._connect_args())
+            self.engine: Engine = create_engine(self.url, connect_args=self._connect_args(), **self._pool_args())
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _configure_sqlite)
             self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+            # SQLite has one writer at a time, and its busy handler sleeps (1 to 100 ms) when this process's
+            # recorders contend for it: they take turns here instead, their file writes still overlapping.
+            self._turns = threading.RLock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
             if migrate:
                 self.migrate()
 
@@ -164,6 +195,13 @@ class Database:
         if not self.url.startswith("sqlite") or "timeout" in make_url(self.url).query:
             return {}  # a timeout in the URL (sqlite:///x.db?timeout=5) is the user's choice
         return {"timeout": BUSY_TIMEOUT_MS / 1000}
+
+    def _pool_args(self) -> dict[str, Any]:
+        if self.url.startswith("sqlite") and sqlite_file(self.url) is None:
+            return {}  # in memory: one connection, SQLAlchemy's own pool for it
+        # Concurrent recorders (tagger.recorders, at most 16) each hold a lock connection and a session's: kept
+        # open rather than opened per track (a PostgreSQL connection costs milliseconds); opened only when needed.
+        return {"pool_size": 40, "max_overflow": 10}
 
     def migrate(self) -> None:
         """Apply every Alembic migration not applied yet (no-op when up to date).
@@ -218,7 +256,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on any error."""
-        with database_errors(self.url), self._sessions() as session, session.begin():
+        with self._turns, database_errors(self.url), self._sessions() as session, session.begin():
             yield session
 
     @contextmanager
@@ -249,6 +287,41 @@ class Database:
                     yield
 
     @contextmanager
+    def track_lock(self, path: str | os.PathLike[str]) -> Iterator[None]:
+        """Serialise "read tags, decide, record, write file" for one file, so that recorders of other files run
+        at the same time (threads of one scan, the daemon, other machines' scans): their file writes, which wait on
+        the disk, and their database round trips overlap.
+
+        Held: the writer lock in shared mode (:meth:`writer_lock` excludes every recorder: crash recovery, restore,
+        migrations), plus one exclusive lock per key of the file (:func:`track_lock_keys`: its resolved path, and
+        its inode, which its hard links share). PostgreSQL: advisory locks; SQLite: a shared ``flock`` of the lock
+        file plus open-file-description byte-range locks in it, one byte per key. MariaDB/MySQL have no shared
+        named lock: there this is the writer lock itself (one recorder at a time, as before).
+        """
+        keys = sorted(track_lock_keys(path))
+        with database_errors(self.url):
+            dialect = self.engine.dialect.name
+            if dialect == "postgresql":
+                # Taken in one order by every recorder (the select list is evaluated left to right), released in
+                # reverse: two recorders never wait on each other.
+                parameters = {"writer": _PG_LOCK_KEY} | {f"k{i}": key for i, key in enumerate(keys)}
+                take = ["pg_advisory_lock_shared(:writer)", *(f"pg_advisory_lock(:k{i})" for i in range(len(keys)))]
+                give = [f"pg_advisory_unlock(:k{i})" for i in reversed(range(len(keys)))]
+                give.append("pg_advisory_unlock_shared(:writer)")
+                acquire = f"SELECT 1 FROM (SELECT {', '.join(take)}) AS taken"
+                with self._server_lock(acquire, f"SELECT {', '.join(give)}", parameters, "AUTOCOMMIT"):
+                    yield
+            elif dialect in ("mysql", "mariadb") or not hasattr(fcntl, "F_OFD_SETLKW"):
+                with self.writer_lock():
+                    yield
+            else:
+                with self._file_lock(fcntl.LOCK_SH) as handle:
+                    # In one order (by offset), released with the handle: an open file description's locks go with it.
+                    for offset in sorted({1 + key % _SQLITE_LOCK_BYTES for key in keys}):  # byte 0: the turnstile
+                        _lock_byte(handle.fileno(), offset)
+                    yield
+
+    @contextmanager
     def _server_lock(
         self, acquire: str, release: str, parameters: dict[str, Any], isolation: str | None = None
     ) -> Iterator[None]:
@@ -264,12 +337,20 @@ class Database:
                 connection.execute(text(release), parameters)
 
     @contextmanager
-    def _file_lock(self) -> Iterator[None]:
+    def _file_lock(self, mode: int = fcntl.LOCK_EX) -> Iterator[IO[str]]:
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._lock_path, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            # flock lets new shared holders in ahead of a waiting exclusive one: with recorders coming and going, a
+            # crash recovery could wait for a whole scan. Byte 0 is a turnstile, held while waiting for the flock:
+            # a waiting writer lock makes new recorders queue behind it.
+            gate = hasattr(fcntl, "F_OFD_SETLKW")
+            if gate:
+                _lock_byte(handle.fileno(), 0)
+            fcntl.flock(handle, mode)
+            if gate:
+                _lock_byte(handle.fileno(), 0, fcntl.F_UNLCK)
             try:
-                yield
+                yield handle
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -6,7 +6,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -207,6 +210,65 @@ def test_the_writer_lock_excludes_other_users_processes(db_url: str, tmp_path: P
     stdout, stderr = other.communicate(timeout=60)
     assert other.returncode == 0 and stdout == "locked\n", stderr[-2000:]
     holder.dispose()
+
+
+class _Takers:
+    """Threads taking locks while the test holds others; :meth:`waits` says whether one had to wait."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+
+    def waits(self, lock: Callable[[], AbstractContextManager[None]], seconds: float = 1.0) -> bool:
+        """Whether taking ``lock`` in another thread waits at least ``seconds`` (it goes on waiting until let in)."""
+        taken = threading.Event()
+
+        def take() -> None:
+            with lock():
+                taken.set()
+
+        thread = threading.Thread(target=take, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return not taken.wait(seconds)
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(60)
+            assert not thread.is_alive()
+        self.threads.clear()
+
+
+def test_a_track_lock_excludes_recorders_of_the_same_file_only(db_url: str, tmp_path: Path) -> None:
+    """Recorders of other files go on; the same file by another name (a symlink, a hard link) waits, as does the
+    writer lock (crash recovery, restore). MariaDB has no shared lock: there a track lock is the writer lock."""
+    music = tmp_path / "music"
+    music.mkdir()
+    for name in ("a.flac", "b.flac"):
+        (music / name).write_bytes(b"fLaC")
+    os.link(music / "a.flac", music / "a hard link.flac")
+    (music / "a symlink.flac").symlink_to(music / "a.flac")
+    database = Database(db_url)
+    parallel = database.engine.dialect.name not in ("mysql", "mariadb")
+    takers = _Takers()
+    with database.track_lock(music / "a.flac"):
+        assert takers.waits(lambda: database.track_lock(music / "b.flac")) is not parallel
+        assert takers.waits(lambda: database.track_lock(music / "a symlink.flac"))
+        assert takers.waits(lambda: database.track_lock(music / "a hard link.flac"))
+        assert takers.waits(lambda: database.track_lock(music / "a.flac"))
+        assert takers.waits(database.writer_lock)
+    takers.join()  # each let in once the file's lock was released
+    with database.writer_lock():
+        assert takers.waits(lambda: database.track_lock(music / "b.flac"))
+    takers.join()
+    with database.track_lock(music / "a.flac"):
+        assert takers.waits(database.writer_lock)
+        # A waiting writer lock is not starved by recorders coming and going: new ones queue behind it.
+        assert takers.waits(lambda: database.track_lock(music / "b.flac"))
+    takers.join()
+    if parallel:
+        with database.track_lock(music / "a.flac"), database.track_lock(music / "b.flac"):
+            pass  # two files at once in one thread: one lock does not wait on the other
+    database.dispose()
 
 
 # ---------------------------------------------------------------- the one rule for which file a SQLite URL means
