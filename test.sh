@@ -31,8 +31,11 @@ echo "== ruff (lint, format), mypy"
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 
+# One pytest worker per core (pytest-xdist; a test module stays on one worker, its fixtures built once); each worker
+# starts its own throw-away database servers.
+PARALLEL=(-n auto --dist loadscope)
 echo "== pytest (ai-edge-litert, tensorflow)"
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider "${PARALLEL[@]}" "$@"
 
 # tflite-runtime publishes no wheels past Python 3.11: the second runtime is tested where it exists, on the tests of
 # the runtime itself (marker `runtime`: model files and outputs, worker processes, whole scans); the tagging logic
@@ -41,5 +44,5 @@ if "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] > (3, 11))'; then
     echo "== pytest -m runtime (tflite-runtime 2.14, numpy<2)"
     if [ ! -x .venv-tflite/bin/python ]; then "$PYTHON" -m venv .venv-tflite; fi
     .venv-tflite/bin/pip install -q -e ".[tflite-runtime,dev]"
-    TAGGER_TFLITE_RUNTIME=tflite-runtime .venv-tflite/bin/python -m pytest -q -p no:cacheprovider -m "runtime and not train" "$@"
+    TAGGER_TFLITE_RUNTIME=tflite-runtime .venv-tflite/bin/python -m pytest -q -p no:cacheprovider -m "runtime and not train" "${PARALLEL[@]}" "$@"
 fi
