@@ -7,7 +7,9 @@ Each source track is analysed once; the timed records are of fresh copies, every
 each record does what a first scan does. Two cases: every track written (``tag_low_confidence``, the gtzan head),
 and nothing written (the card's default head abstains on the synthetic tracks, moods off). Each case is timed with
 1 recorder (one track at a time) and with N at a time (``--recorders``, threads of this process as a scan runs them,
-:func:`tagger.recorders.recorded_in_order`): wall ms per track is what one recording process needs per track.
+:func:`tagger.recorders.recorded_in_order`): wall ms per track is what one recording process needs per track. Then
+``--processes`` recording processes at once on the same database (scans of parts of an archive), each on its own
+copies: their tracks per second against one process's (each file's lock keeps them apart, not one writer lock).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import contextlib
 import cProfile
 import dataclasses
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -43,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-windows", type=int, default=4)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--recorders", type=int, nargs="+", default=[1, 4, 8, 16], help="tracks recorded at a time")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="then this many recording processes at once, 4 at a time each"
+    )
     parser.add_argument("--profile", type=Path, help="cProfile of the timed records, one file per database and case")
     return parser.parse_args(argv)
 
@@ -69,6 +75,32 @@ def timed_records(
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"tracks": len(todo), "wall_ms": 1000 * wall / len(todo), "cpu_ms": 1000 * cpu / len(todo),
             "written": outcomes.count(Outcome.TAGGED), "failed": outcomes.count(Outcome.FAILED)}  # fmt: skip
+
+
+def recording_process(
+    url: str, options: TagOptions, analyses: list[TrackAnalysis], folder: Path, recorders: int, start_at: float
+) -> dict[str, float]:
+    """One recording process of several on the same database (as scans of parts of an archive at once)."""
+    os.environ.setdefault("TAGGER_CONFIG", os.devnull)
+    library = Library(Database(url), load_card(None), options)
+    time.sleep(max(0.0, start_at - time.time()))
+    started = time.time()
+    figures = timed_records(library, analyses, folder, recorders, None)
+    library.db.engine.dispose()
+    return figures | {"started": started, "ended": time.time()}
+
+
+def several_processes(
+    url: str, options: TagOptions, analyses: list[TrackAnalysis], folders: list[Path], recorders: int
+) -> dict[str, float]:
+    """``len(folders)`` recording processes at once, each on its own folder: wall ms per track of them all."""
+    start_at = time.time() + 10  # all have imported and opened the database by then
+    with multiprocessing.get_context("spawn").Pool(len(folders)) as pool:
+        runs = pool.starmap(recording_process, [(url, options, analyses, f, recorders, start_at) for f in folders])
+    tracks = sum(run["tracks"] for run in runs)
+    wall = max(run["ended"] for run in runs) - min(run["started"] for run in runs)
+    return {"tracks": tracks, "wall_ms": 1000 * wall / tracks, "written": sum(run["written"] for run in runs),
+            "failed": sum(run["failed"] for run in runs)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +136,21 @@ def main(argv: list[str] | None = None) -> int:
                               f"({figures['tracks']} tracks, {figures['written']} written, "
                               f"{figures['failed']} failed)")  # fmt: skip
                     library.db.engine.dispose()
+                    if args.processes > 1:
+                        one = timed_records(
+                            Library(Database(url), card, options), analyses,
+                            copy_files(tracks, work / f"{kind}-{case[0]}-one", args.copies), 4, None,
+                        )  # fmt: skip
+                        folders = [
+                            copy_files(tracks, work / f"{kind}-{case[0]}-p{i}", args.copies)
+                            for i in range(args.processes)
+                        ]
+                        many = several_processes(url, options, analyses, folders, 4)
+                        speedup = one["wall_ms"] / many["wall_ms"]
+                        print(f"{kind:10} {case:16} {args.processes} processes, 4 at a time each: "
+                              f"{many['wall_ms']:6.1f} ms wall per track, {speedup:4.1f}x the tracks/s of one process "
+                              f"({one['wall_ms']:.1f} ms) ({many['tracks']} tracks, {many['written']} written, "
+                              f"{many['failed']} failed)")  # fmt: skip
     return 0
 
 
