@@ -110,7 +110,7 @@ class Library:
     # ------------------------------------------------------------------ recording
     def record_failure(self, path: Path, root: Path, reason: str, state: FileState | None) -> TrackReport:
         if not self.options.dry_run:
-            with self.db.session() as session:
+            with self.db.session(writing=True) as session:
                 track = self._track(session, path, root)
                 track.status, track.error = TrackStatus.FAILED, reason
                 if state is not None:
@@ -207,7 +207,7 @@ class Library:
             return report
         analysis, genres = plan.analysis, plan.genres
         assert genres is not None
-        with self.db.session() as session:
+        with self.db.session(writing=True) as session:
             track = self._track(session, analysis.path, plan.root, missing=plan.recorded is False)
             track.size, track.mtime_ns = plan.state.size, plan.state.mtime_ns
             track.fingerprint = safe_fingerprint(analysis.path, plan.state.size)
@@ -271,7 +271,7 @@ class Library:
         except (TagWriteError, OSError) as failure:
             error = failure.reason if isinstance(failure, TagWriteError) else str(failure)
             _fail(report, f"tag write not possible: {error}")
-        with self.db.session() as session:
+        with self.db.session(writing=True) as session:
             track: Track | None = None
             for write_id in write_ids:
                 write = session.get(TagWrite, write_id, options=[joinedload(TagWrite.track)])  # one query, not two

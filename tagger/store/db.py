@@ -186,8 +186,8 @@ class Database:
                 event.listen(self.engine, "connect", _configure_sqlite)
             self._sessions = sessionmaker(self.engine, expire_on_commit=False)
             # SQLite has one writer at a time, and its busy handler sleeps (1 to 100 ms) when this process's
-            # recorders contend for it: they take turns here instead, their file writes still overlapping.
-            self._turns = threading.RLock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+            # recorders contend for it: their writing sessions take turns here instead (file writes still overlap).
+            self._writing_turns = threading.RLock() if self.engine.dialect.name == "sqlite" else None
             if migrate:
                 self.migrate()
 
@@ -254,9 +254,11 @@ class Database:
         return current
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error."""
-        with self._turns, database_errors(self.url), self._sessions() as session, session.begin():
+    def session(self, writing: bool = False) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error. ``writing``: one of the short writing
+        transactions recorders of this process run side by side (on SQLite they take turns)."""
+        turns = self._writing_turns if writing and self._writing_turns is not None else contextlib.nullcontext()
+        with turns, database_errors(self.url), self._sessions() as session, session.begin():
             yield session
 
     @contextmanager
