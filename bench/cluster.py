@@ -5,15 +5,16 @@
 
 The same files are scanned through the real :class:`tagger.scan.Scanner` into a real PostgreSQL database (a
 throw-away server, as the tests start one, unless ``--db`` names a server: a database per backend is created there),
-alternately with the local process pool of W workers and with ``--cluster local:W`` (a Dask ``LocalCluster`` of W
-worker processes), ``--repeat`` times each, each time new copies; each backend first scans a warm-up folder, so
+alternately with the local process pool of W workers and with ``--cluster`` on a ``dask scheduler`` and ``dask worker
+--nworkers W`` started as processes (``--local-cluster``: ``--cluster local:W``, a ``LocalCluster`` whose scheduler
+runs in this process), ``--repeat`` times each, each time new copies; each backend first scans a warm-up folder, so
 start-up (spawning, model loading, the database engine's first statements) is not timed.
 
 Figures: tracks per second of each (median), the cluster path's overhead over the pool (target <= 15 %), the
 recorder's per-track cost (wall time in this process in planning, storing and writing tags, and this process's CPU
 per track, the Dask client's threads included), the analysis's CPU per track (:func:`tagger.pipeline.analyse_track`
 in this process with the model loaded), and from those two a paper estimate: each worker process analyses 1/A tracks
-per second, the recorder records 1/R, so it keeps up with A/R worker processes (target >= 50).
+per second, one recording process records 1/R, so it keeps up with A/R worker processes (target >= 50).
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--copies", type=int, default=4, help="copies of each per scan")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--recorders", type=int, default=4, help="tracks recorded at a time (the config's default)")
+    parser.add_argument(
+        "--local-cluster", action="store_true",
+        help="--cluster local:W (scheduler in this process) instead of `dask scheduler` + `dask worker` processes",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=2, help="timed scans per backend (median)")
     parser.add_argument("--model", default=None, help="shipped model or card (default: the shipped default)")
     parser.add_argument("--max-windows", type=int, default=None, help="default: the model card's")
@@ -88,6 +93,44 @@ def database_server(url: str | None) -> Iterator[Callable[[], str]]:
 
     with postgres_server() as server:
         yield server.create_database
+
+
+@contextlib.contextmanager
+def dask_processes(workers: int) -> Iterator[str]:
+    """A scheduler and W worker processes started as the README's *Large archives* starts them, here: the address.
+    The recording process then holds only the Dask client, as it does in front of a remote cluster."""
+    import socket
+    import subprocess
+
+    from distributed import Client
+
+    from tagger.cluster.dispatch import LOCAL_SCHEDULER
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = os.environ | {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value) for key, value in LOCAL_SCHEDULER.items()
+    }
+    bin_dir = Path(sys.executable).parent
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    scheduler = subprocess.Popen(
+        [bin_dir / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
+        **quiet,  # type: ignore[call-overload]
+    )
+    worker = subprocess.Popen(
+        [bin_dir / "dask", "worker", address, "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard"],
+        **quiet,  # type: ignore[call-overload]
+    )
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            process.wait(60)
 
 
 class Timed:
@@ -155,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TAGGER_CONFIG", os.devnull)
     card = load_card(args.model)
-    with tempfile.TemporaryDirectory(prefix="tagger-bench-cluster-") as temp, database_server(args.db) as new_db:
+    with contextlib.ExitStack() as stack:
+        temp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tagger-bench-cluster-"))
+        new_db = stack.enter_context(database_server(args.db))
+        address = f"local:{args.workers}" if args.local_cluster else stack.enter_context(dask_processes(args.workers))
         work = Path(temp)
         tracks = build_tracks(args.corpus or work / "corpus", args.tracks)
         runs: dict[str, list[dict[str, float]]] = {"pool": [], "cluster": []}
@@ -166,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             "cluster": lambda library: Scanner(
                 library,
                 max_windows=args.max_windows,
-                backend=open_cluster(f"local:{args.workers}", card, library.db.url),
+                backend=open_cluster(address, card, library.db.url),
                 recorders=args.recorders,
             ),
         }
@@ -220,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.tracks * args.copies} x 4-min tracks per scan, {args.repeat} scans each (medians); load average "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores",
         f"  local pool ({args.workers} processes)        {pool_tps:6.2f} tracks/s",
-        f"  cluster (LocalCluster, {args.workers} workers)   {cluster_tps:6.2f} tracks/s",
+        f"  cluster ({'LocalCluster' if args.local_cluster else 'dask scheduler + worker'}, {args.workers} workers)"
+        f"   {cluster_tps:6.2f} tracks/s",
         f"  cluster overhead                   {100 * overhead:+6.1f} %    target <= {100 * OVERHEAD_MAX:.0f} %  "
         f"{verdict[overhead <= OVERHEAD_MAX]}",
         f"  recorder per track (plan + store + tag write, wall, {args.recorders} at a time) {1000 * recorder_s:6.1f} ms"
