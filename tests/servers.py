@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import shutil
@@ -119,11 +120,25 @@ def mariadb_server() -> Iterator[MariaDBServer]:
     if user:
         shutil.chown(base, "mysql")
     data, sock, port = base / "data", base / "mysqld.sock", free_port()
-    install = ["mariadb-install-db", *user, f"--datadir={data}", "--auth-root-authentication-method=normal"]
+    # --no-defaults: Debian's my.cnf names one pid file and socket in /run/mysqld for every server, and two test
+    # sessions at once (pytest-xdist workers) bootstrapping into them made one install fail.
+    install = [
+        "mariadb-install-db",
+        "--no-defaults",
+        *user,
+        f"--datadir={data}",
+        "--auth-root-authentication-method=normal",
+    ]
     options = [f"--datadir={data}", f"--socket={sock}", f"--port={port}", "--bind-address=127.0.0.1",
                "--skip-name-resolve", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"]  # fmt: skip
     try:
-        subprocess.run([*install, "--skip-test-db"], check=True, capture_output=True, timeout=120)
+        # One bootstrap at a time on this machine (pytest-xdist workers each start a server): a failed install was
+        # seen once with two at once, its cause not found; the bootstrap takes a second or two.
+        with open(Path(tempfile.gettempdir()) / "tagger-mariadb-install.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            installed = subprocess.run([*install, "--skip-test-db"], capture_output=True, text=True, timeout=120)
+        if installed.returncode != 0:
+            raise RuntimeError(f"mariadb-install-db failed ({installed.returncode}): {installed.stderr[-2000:]}")
         with open(base / "log", "wb") as log:
             server = subprocess.Popen([str(binaries / "mariadbd"), "--no-defaults", *user, *options], stderr=log)
         try:
