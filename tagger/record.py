@@ -69,7 +69,7 @@ class _Plan:
     mood_rows: np.ndarray | None = None  # the mood head's (windows, labels) scores
     fields: dict[Role, FieldState] = field(default_factory=dict)  # per role, as read; empty: the tags unreadable
     write: tuple[GenreTags, dict[Role, list[str]]] | None = None
-    recorded: bool | None = None  # the track had a row when looked up (under the writer lock); None: not looked up
+    recorded: bool | None = None  # the track had a row when looked up (under the file's lock); None: not looked up
 
 
 class Library:

@@ -2,7 +2,7 @@
 
 The workers analyse (decode -> features -> model: :func:`tagger.pipeline.analyse_track`), each loading the model
 once (:mod:`tagger.cluster.worker`); this process, the recorder, plans the scan, stores every result and writes
-every tag under its writer lock, exactly as a local scan does (:class:`tagger.scan.Scanner`, with the cluster's
+every tag under each file's lock, exactly as a local scan does (:class:`tagger.scan.Scanner`, with the cluster's
 :class:`~tagger.cluster.dispatch.ClusterBackend` as its analysis backend). This module and :mod:`.paths` import
 without ``distributed`` installed: the checks below run before anything connects.
 """
