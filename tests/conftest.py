@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,4 +82,12 @@ def format_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i, extension in enumerate(ALL_EXTENSIONS):
         genre = genres[i % len(genres)]
         make_track(root / f"{genre}-{i}{extension}", genre=genre, seconds=6.0, seed=i)
+    return root
+
+
+@pytest.fixture
+def library_copy(format_library: Path, tmp_path: Path) -> Path:
+    """A copy of ``format_library`` to write into."""
+    root = tmp_path / "music"
+    shutil.copytree(format_library, root)
     return root

@@ -5,7 +5,6 @@ a crash between the pending and the applied write, rescans. Real files, the tiny
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -45,13 +44,6 @@ def card(tmp_path_factory: pytest.TempPathFactory) -> ModelCard:
 @pytest.fixture
 def database(any_database: Database) -> Database:
     return any_database
-
-
-@pytest.fixture
-def library_copy(format_library: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "music"
-    shutil.copytree(format_library, root)
-    return root
 
 
 def one_track(tmp_path: Path, name: str = "a.flac", genre: str = "chimes") -> Path:

@@ -51,13 +51,6 @@ def database(any_database: Database) -> Database:
     return any_database
 
 
-@pytest.fixture
-def library_copy(format_library: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "music"
-    shutil.copytree(format_library, root)
-    return root
-
-
 def latest_top_genre(database: Database, path: Path) -> str:
     with database.session() as session:
         track = session.scalar(select(Track).where(Track.path == str(path)))

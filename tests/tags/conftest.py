@@ -7,6 +7,7 @@ that writing a genre leaves the audio bytes alone (the library itself never hand
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -344,3 +345,23 @@ def unchanged(path: Path) -> Iterator[None]:
         before_stat.st_ino, before_stat.st_mode, before_stat.st_mtime_ns,
     )  # fmt: skip
     assert no_temp_files(path.parent)
+
+
+def mangled_copies(source: Path, seed: str, count: int) -> Iterator[tuple[Path, bytes]]:
+    """``count`` damaged copies of ``source`` beside it, deterministic for ``seed``: truncations, scribbles in the
+    first 4 KiB (header, tags) and implausible sizes in the first 2 KiB; each as its path and its bytes."""
+    data = source.read_bytes()
+    rng = random.Random(seed)
+    for i in range(count):
+        mangled = bytearray(data)
+        if i % 3 == 0:
+            mangled = mangled[: rng.randrange(1, len(mangled))]
+        elif i % 3 == 1:
+            for _ in range(rng.randrange(1, 8)):
+                mangled[rng.randrange(0, min(len(mangled), 4096))] = rng.randrange(256)
+        else:
+            at = rng.randrange(0, min(len(mangled), 2048))
+            mangled[at : at + 4] = b"\xff\xff\xff\x7f"
+        path = source.with_name(f"mangled{i}{source.suffix}")
+        path.write_bytes(bytes(mangled))
+        yield path, bytes(mangled)
