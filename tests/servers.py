@@ -119,21 +119,26 @@ def mariadb_server() -> Iterator[MariaDBServer]:
     base = Path(tempfile.mkdtemp(prefix="tagger-mariadb-"))
     if user:
         shutil.chown(base, "mysql")
-    data, sock, port = base / "data", base / "mysqld.sock", free_port()
+    data, sock, port, tmp = base / "data", base / "mysqld.sock", free_port(), base / "tmp"
+    tmp.mkdir()
+    if user:
+        shutil.chown(tmp, "mysql")
     # --no-defaults: Debian's my.cnf names one pid file and socket in /run/mysqld for every server, and two test
-    # sessions at once (pytest-xdist workers) bootstrapping into them made one install fail.
+    # sessions at once (pytest-xdist workers) bootstrapping into them made one install fail. --tmpdir of its own: a
+    # server deletes every #sql* file in its tmpdir when it starts, another worker's bootstrap temp tables included
+    # (CI: "Unknown table 'mysql.tmp_user_sys'").
     install = [
         "mariadb-install-db",
         "--no-defaults",
         *user,
         f"--datadir={data}",
+        f"--tmpdir={tmp}",
         "--auth-root-authentication-method=normal",
     ]
-    options = [f"--datadir={data}", f"--socket={sock}", f"--port={port}", "--bind-address=127.0.0.1",
+    options = [f"--datadir={data}", f"--tmpdir={tmp}", f"--socket={sock}", f"--port={port}", "--bind-address=127.0.0.1",
                "--skip-name-resolve", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"]  # fmt: skip
     try:
-        # One bootstrap at a time on this machine (pytest-xdist workers each start a server): a failed install was
-        # seen once with two at once, its cause not found; the bootstrap takes a second or two.
+        # One bootstrap at a time on this machine (pytest-xdist workers each start a server); it takes a second or two.
         with open(Path(tempfile.gettempdir()) / "tagger-mariadb-install.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             installed = subprocess.run([*install, "--skip-test-db"], capture_output=True, text=True, timeout=120)
