@@ -56,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--recorders", type=int, default=4, help="tracks recorded at a time (the config's default)")
     parser.add_argument(
+        "--recording-processes", type=int, default=0,
+        help="processes recording, each --recorders at a time (0: the scanning process records, the default)",
+    )  # fmt: skip
+    parser.add_argument(
         "--local-cluster", action="store_true",
         help="--cluster local:W (scheduler in this process) instead of `dask scheduler` + `dask worker` processes",
     )  # fmt: skip
@@ -153,7 +157,7 @@ class Timed:
                 self.write_seconds += time.perf_counter() - start
                 self.writes += 1
 
-        library._apply_write = timed_write  # type: ignore[method-assign]
+        library._apply_write = timed_write  # type: ignore[method-assign,assignment]
 
     def _wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -166,16 +170,25 @@ class Timed:
         return timed
 
 
+def recording_cpu(scanner: Scanner) -> float:
+    """CPU seconds the scanner's recording processes have used so far."""
+    import psutil  # a dependency of distributed
+
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in scanner.recording_pids())
+
+
 def timed_scan(scanner: Scanner, folder: Path) -> dict[str, float]:
     timed = Timed(scanner)
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, recording = time.process_time(), time.perf_counter(), recording_cpu(scanner)
     outcomes = [report.outcome for report in scanner.scan([folder])]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    recording = recording_cpu(scanner) - recording
     if set(outcomes) - {Outcome.TAGGED, Outcome.UNCHANGED, Outcome.KEPT, Outcome.LOW_CONFIDENCE}:
         raise SystemExit(f"scan of {folder}: not every track was recorded: {outcomes}")
     tracks = len(outcomes)
     return {"tracks": tracks, "wall_s": wall, "per_second": tracks / wall, "recorder_ms": 1000 * timed.seconds / tracks,
-            "recorder_cpu_ms": 1000 * cpu / tracks, "written": timed.writes,
+            "recorder_cpu_ms": 1000 * cpu / tracks, "recording_processes_cpu_ms": 1000 * recording / tracks,
+            "written": timed.writes,
             "write_ms": 1000 * timed.write_seconds / max(1, timed.writes)}  # fmt: skip
 
 
@@ -207,13 +220,18 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[dict[str, float]]] = {"pool": [], "cluster": []}
         backends = {
             "pool": lambda library: Scanner(
-                library, workers=args.workers, max_windows=args.max_windows, recorders=args.recorders
+                library,
+                workers=args.workers,
+                max_windows=args.max_windows,
+                recorders=args.recorders,
+                recording_processes=args.recording_processes,
             ),
             "cluster": lambda library: Scanner(
                 library,
                 max_windows=args.max_windows,
                 backend=open_cluster(address, card, library.db.url),
                 recorders=args.recorders,
+                recording_processes=args.recording_processes,
             ),
         }
         scanners: dict[str, Scanner] = {}
@@ -242,15 +260,22 @@ def main(argv: list[str] | None = None) -> int:
     overhead = pool_tps / cluster_tps - 1
     recorder_s = median("cluster", "recorder_ms") / 1000
     recorder_cpu_s = median("cluster", "recorder_cpu_ms") / 1000
-    # Records overlap (--recorders at a time): the recording process needs its wall time per track divided among
-    # them, and its CPU per track (one core: the records share one interpreter), whichever is more.
-    bottleneck = max(recorder_s / args.recorders, recorder_cpu_s)
+    recording_cpu_s = median("cluster", "recording_processes_cpu_ms") / 1000
+    # With recording processes, the scan process plans, holds the Dask client and hands the analyses over (they, as
+    # many as the machine has cores for, store and write): its CPU per track is what one scan can do. Without, its
+    # records overlap (--recorders at a time): it needs its wall time per track divided among them, and its CPU per
+    # track (one core: the records share one interpreter), whichever is more.
+    bottleneck = recorder_cpu_s if args.recording_processes else max(recorder_s / args.recorders, recorder_cpu_s)
     workers_fed = analysis_s / bottleneck
     recording_processes = math.ceil(RECORDER_WORKERS_MIN / workers_fed)
+    # 50 workers' tracks per second times the recording processes' CPU per track: their cores on the scan's machine.
+    recording_cores = RECORDER_WORKERS_MIN / analysis_s * recording_cpu_s
     figures = {
         "model": card.model_id, "max_windows": args.max_windows, "workers": args.workers,
         "tracks_per_scan": args.tracks * args.copies, "repeat": args.repeat, "load_average": os.getloadavg(),
-        "recorders": args.recorders, "recording_processes_for_50_workers": recording_processes,
+        "recorders": args.recorders, "recording_processes": args.recording_processes,
+        "scans_for_50_workers": recording_processes, "recording_cores_for_50_workers": recording_cores,
+        "recording_processes_cpu_ms_per_track": 1000 * recording_cpu_s,
         "pool_tracks_per_s": pool_tps, "cluster_tracks_per_s": cluster_tps, "cluster_overhead": overhead,
         "recorder_ms_per_track": 1000 * recorder_s, "recorder_cpu_ms_per_track": 1000 * recorder_cpu_s,
         "pool_recorder_cpu_ms_per_track": median("pool", "recorder_cpu_ms"),
@@ -270,19 +295,39 @@ def main(argv: list[str] | None = None) -> int:
         f"   {cluster_tps:6.2f} tracks/s",
         f"  cluster overhead                   {100 * overhead:+6.1f} %    target <= {100 * OVERHEAD_MAX:.0f} %  "
         f"{verdict[overhead <= OVERHEAD_MAX]}",
-        f"  recorder per track (plan + store + tag write, wall, {args.recorders} at a time) {1000 * recorder_s:6.1f} ms"
-        f"   of which a tag "
-        f"write {median('cluster', 'write_ms'):.0f} ms each, on {median('cluster', 'written'):.0f} of "
-        f"{args.tracks * args.copies} tracks",
-        f"  recorder process CPU per track (cluster; pool: {median('pool', 'recorder_cpu_ms'):.1f} ms) "
-        f"{1000 * recorder_cpu_s:6.1f} ms",
+        *(
+            [
+                f"  scan process per track (plan, wall)                    {1000 * recorder_s:6.1f} ms",
+                f"  scan process CPU per track (cluster; pool: {median('pool', 'recorder_cpu_ms'):.1f} ms) "
+                f"{1000 * recorder_cpu_s:6.1f} ms   (Dask client, plan, hand-over)",
+                f"  recording processes ({args.recording_processes} x {args.recorders} at a time) CPU per track "
+                f"{1000 * recording_cpu_s:6.1f} ms   (store + tag write)",
+            ]
+            if args.recording_processes
+            else [
+                f"  recorder per track (plan + store + tag write, wall, {args.recorders} at a time) "
+                f"{1000 * recorder_s:6.1f} ms   of which a tag write {median('cluster', 'write_ms'):.0f} ms each, on "
+                f"{median('cluster', 'written'):.0f} of {args.tracks * args.copies} tracks",
+                f"  recorder process CPU per track (cluster; pool: {median('pool', 'recorder_cpu_ms'):.1f} ms) "
+                f"{1000 * recorder_cpu_s:6.1f} ms",
+            ]
+        ),
         f"  analysis CPU per track (decode + features + model)    {1000 * analysis_s:6.0f} ms",
-        f"  paper estimate: one recording process feeds {workers_fed:.0f} worker processes (A/R = {analysis_s:.3f} s"
+        f"  paper estimate: one scan process feeds {workers_fed:.0f} worker processes (A/S = {analysis_s:.3f} s"
         f" / {bottleneck:.4f} s)   target >= {RECORDER_WORKERS_MIN}  {verdict[workers_fed >= RECORDER_WORKERS_MIN]}",
-        f"    {RECORDER_WORKERS_MIN} worker processes need {recording_processes} recording process(es) (scans of "
-        "parts of the archive at once, README: Large archives)",
+        *(
+            [
+                f"    and its recording processes need {recording_cores:.1f} cores for {RECORDER_WORKERS_MIN} workers "
+                f"({RECORDER_WORKERS_MIN / analysis_s:.0f} tracks/s x {1000 * recording_cpu_s:.1f} ms)"
+            ]
+            if args.recording_processes
+            else [
+                f"    {RECORDER_WORKERS_MIN} worker processes need {recording_processes} scans of parts of the archive "
+                "at once, or --recording-processes (README: Large archives)"
+            ]
+        ),
         f"    = {workers_fed / args.cores_per_machine:.1f} machines of {args.cores_per_machine} cores "
-        f"({args.cores_per_machine / analysis_s:.0f} tracks/s each) before the recorder "
+        f"({args.cores_per_machine / analysis_s:.0f} tracks/s each) before the scan process "
         f"({1 / bottleneck:.0f} tracks/s) is the bottleneck",
     ]
     print("\n".join(lines))

@@ -13,6 +13,7 @@ The file is ``$TAGGER_CONFIG`` or ``<XDG config dir>/genre-tagger/config.toml``:
     top_k = 1
     workers = 2
     recorders = 4                # tracks stored and tagged at a time (1-16): their disk and database waits overlap
+    recording_processes = 0      # `tagger scan`: N processes store and tag, `recorders` at a time each (0: the scan)
     max_windows = 8              # windows per track, spread over it (omit: the model's default)
     id3_version = 4              # 3 writes ID3v2.3 with id3_separator joining several genres
     id3_separator = "; "
@@ -102,6 +103,7 @@ class Settings:
     workers: Count = 1
     threads: Count = 1
     recorders: Annotated[int, Ge(1), Le(16)] = 4  # tracks recorded at a time (tagger.recorders.MAX_RECORDERS)
+    recording_processes: Annotated[int, Ge(0), Le(64)] = 0  # scan: processes recording (0: the scanning process)
     max_windows: Count | None = None
     id3_version: Literal[3, 4] = 4
     id3_separator: Annotated[str, MinLen(1)] = "; "

@@ -56,6 +56,19 @@ class AlbumChoice:
     far: bool = False
 
 
+@dataclass(frozen=True)
+class RecordJob:
+    """One track's record as a value, what :meth:`Library.record_job` takes: an analysis made from ``path`` as it was
+    at ``state`` (or why it could not be made), or one rebuilt from the database to re-tag an unchanged track.
+    A value, so that a recording process (:class:`tagger.recorders.RecordingProcesses`) can be sent it."""
+
+    root: Path
+    path: Path
+    state: FileState
+    analysed: TrackAnalysis | FileError
+    album: AlbumChoice | None = None
+
+
 @dataclass
 class _Plan:
     """What :meth:`Library.record` decided for one track, handed to :meth:`Library._store`."""
@@ -116,6 +129,22 @@ class Library:
                 if state is not None:
                     track.size, track.mtime_ns = state.size, state.mtime_ns
         return TrackReport(path, Outcome.FAILED, reason=reason)
+
+    def record_job(self, job: RecordJob) -> TrackReport:
+        """Record ``job``, unless its analysis failed (recorded failed) or its file changed since it was analysed."""
+        path, root, state = job.path, job.root, job.state
+        if isinstance(job.analysed, FileError):
+            return self.record_failure(path, root, job.analysed.reason, state)
+        try:
+            current = FileState.of(path)
+        except OSError:
+            return self.record_failure(path, root, "vanished while being read", None)
+        if current != state:
+            if self.is_unchanged(self.known_state(path), current):
+                return TrackReport(path, Outcome.SKIPPED, reason="handled meanwhile by another tagger process")
+            # Someone is still writing it: record nothing; its new size/mtime make the next run retry.
+            return TrackReport(path, Outcome.FAILED, reason="changed while being read; next run retries")
+        return self.record(job.analysed, root, state, job.album)
 
     def record(
         self, analysis: TrackAnalysis, root: Path, state: FileState, album: AlbumChoice | None = None

@@ -1,6 +1,7 @@
 """One-shot bulk tagging: walk the roots, skip what is unchanged, classify the rest through an analysis backend
 (:mod:`tagger.analysis`: worker processes, the model loaded once per worker; or a cluster's workers), then store +
-tag each track in this process, up to ``recorders`` tracks at a time (:mod:`tagger.recorders`)."""
+tag each track, up to ``recorders`` tracks at a time, in this process or in ``recording_processes`` child processes
+(:mod:`tagger.recorders`)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from tagger.analysis import DEFAULT_TIMEOUT, Analysed, AnalysisBackend, InProces
 from tagger.errors import FileError, TagReadError, UnsupportedFormatError
 from tagger.files import not_regular_reason, os_reason, unsupported_reason
 from tagger.pipeline import TrackAnalysis
-from tagger.record import AlbumChoice, Library
-from tagger.recorders import recorded_in_order
+from tagger.record import AlbumChoice, Library, RecordJob
+from tagger.recorders import RecordingProcesses, recorded_in_order
 from tagger.store.retag import outdated_writes, stored_analyses
 from tagger.summary import ScanSummary as ScanSummary  # its home before tagger.summary
 from tagger.tags import open_tags
@@ -30,7 +31,6 @@ from tagger.walk import iter_audio_files
 Retag = tuple[Path, FileState, TrackAnalysis]  # root, state, analysis rebuilt from the database (no audio)
 Todo = tuple[Path, Path, FileState]  # root, path, state
 AlbumMode = Literal["consensus", "track"]
-Recording = Callable[[], TrackReport]  # one track's record, run by :func:`tagger.recorders.recorded_in_order`
 
 
 def _walk_failure(folder: Path, reason: str) -> TrackReport:
@@ -44,8 +44,9 @@ class Scanner:
 
     The analyses come from ``backend`` (default: a :class:`ProcessPool` of ``workers``, or :class:`InProcess`
     without ``isolate``; :mod:`tagger.cluster` gives a Dask cluster's); whichever it is, this process stores
-    them and writes the tags. The backend (one model per worker) lives as long as the scanner, so the daemon
-    reuses it for every batch; use as a context manager or call :meth:`close`.
+    them and writes the tags, or its ``recording_processes`` do (one scan process cannot record for the dozens of
+    workers a cluster has). The backend (one model per worker) and the recording processes live as long as the
+    scanner, so the daemon reuses them for every batch; use as a context manager or call :meth:`close`.
     """
 
     def __init__(
@@ -61,9 +62,12 @@ class Scanner:
         album_mode: AlbumMode = "track",
         backend: AnalysisBackend | None = None,
         recorders: int = 1,
+        recording_processes: int = 0,
     ) -> None:
         self.library = library
-        self.recorders = recorders  # tracks recorded at a time (threads here; :mod:`tagger.recorders`)
+        self.recorders = recorders  # tracks recorded at a time by each recording process (threads; tagger.recorders)
+        self.recording_processes = recording_processes  # 0: recorded by this process
+        self._recording: RecordingProcesses | None = None  # started on the first record
         self.max_windows = max_windows
         self.follow_symlinks = follow_symlinks
         self.force = force
@@ -80,12 +84,20 @@ class Scanner:
         self.close()
 
     def close(self) -> None:
+        self._close_recording()
         self.backend.close()
+
+    def _close_recording(self) -> None:
+        if self._recording is not None:
+            self._recording.close()
+            self._recording = None
 
     def reconfigure(self, library: Library, max_windows: int | None) -> None:
         """Tag through ``library`` (new tagging options) and analyse ``max_windows`` from the next file on.
 
-        The analysis backend is kept: ``library`` must hold the model card the workers loaded."""
+        The analysis backend is kept: ``library`` must hold the model card the workers loaded; recording processes
+        are started again with the new library's options."""
+        self._close_recording()
         self.library = library
         self.max_windows = max_windows
 
@@ -131,18 +143,23 @@ class Scanner:
         if on_planned:
             on_planned(len(todo) + len(done) + len(retag))
         yield from done
-        retagged: Iterator[Recording] = (
-            partial(self.library.record, analysis, root, state) for root, state, analysis in retag
-        )
+        retagged = (RecordJob(root, analysis.path, state, analysis) for root, state, analysis in retag)
         analysed = zip(todo, self.backend.analyse([p for _, p, _ in todo], self.max_windows), strict=True)
-        recorded: Iterator[Recording]
+        recorded: Iterator[RecordJob]
         if self.album_mode == "consensus":
             recorded = self._record_by_folder(analysed)
         else:
-            recorded = (partial(self._record, root, path, state, result) for (root, path, state), result in analysed)
-        yield from recorded_in_order(chain(retagged, recorded), self.recorders)
+            recorded = (RecordJob(root, path, state, result) for (root, path, state), result in analysed)
+        yield from self._recorded(chain(retagged, recorded))
 
-    def _record_by_folder(self, analysed: Iterable[tuple[Todo, Analysed]]) -> Iterator[Recording]:
+    def _recorded(self, jobs: Iterator[RecordJob]) -> Iterator[TrackReport]:
+        if self.recording_processes < 1:
+            return recorded_in_order((partial(self.library.record_job, job) for job in jobs), self.recorders)
+        if self._recording is None:
+            self._recording = RecordingProcesses(self.library, self.recording_processes, self.recorders)
+        return self._recording.recorded(jobs)
+
+    def _record_by_folder(self, analysed: Iterable[tuple[Todo, Analysed]]) -> Iterator[RecordJob]:
         """Album consensus: the walk yields files sorted per folder, so a folder's tracks are held until
         the next folder starts, then decided together (each still recorded and written once)."""
         folder: list[tuple[Todo, Analysed]] = []
@@ -153,7 +170,7 @@ class Scanner:
             folder.append(item)
         yield from self._record_albums(folder)
 
-    def _record_albums(self, items: list[tuple[Todo, Analysed]]) -> Iterator[Recording]:
+    def _record_albums(self, items: list[tuple[Todo, Analysed]]) -> Iterator[RecordJob]:
         tracks: list[AlbumTrack] = []
         positions: list[int] = []
         for position, ((_, path, _), analysis) in enumerate(items):
@@ -171,7 +188,7 @@ class Scanner:
             for member in decision.members:
                 choices[positions[member]] = AlbumChoice(decision.probabilities, member in decision.far)
         for position, ((root, path, state), analysis) in enumerate(items):
-            yield partial(self._record, root, path, state, analysis, choices.get(position))
+            yield RecordJob(root, path, state, analysis, choices.get(position))
 
     def plan(
         self, files: Iterable[tuple[Path, Path]], force: bool | None = None
@@ -228,21 +245,9 @@ class Scanner:
             todo.append((root, path, state))
         return todo, done, retag
 
-    def _record(
-        self, root: Path, path: Path, state: FileState, analysed: Analysed, album: AlbumChoice | None = None
-    ) -> TrackReport:
-        if isinstance(analysed, FileError):
-            return self.library.record_failure(path, root, analysed.reason, state)
-        try:
-            current = FileState.of(path)
-        except OSError:
-            return self.library.record_failure(path, root, "vanished while being read", None)
-        if current != state:
-            if self.library.is_unchanged(self.library.known_state(path), current):
-                return TrackReport(path, Outcome.SKIPPED, reason="handled meanwhile by another tagger process")
-            # Someone is still writing it: record nothing; its new size/mtime make the next run retry.
-            return TrackReport(path, Outcome.FAILED, reason="changed while being read; next run retries")
-        return self.library.record(analysed, root, state, album)
+    def recording_pids(self) -> set[int]:
+        """The recording processes' ids (none before the first record, or with ``recording_processes`` 0)."""
+        return self._recording.pids() if self._recording is not None else set()
 
     def worker_pids(self) -> set[int]:
         """The local pool's running workers' process ids (none before the first track): a restart changes them."""

@@ -144,6 +144,21 @@ def test_console_script_runs_as_a_subprocess(format_library: Path, env: dict[str
     assert json.loads(result.stdout)["path"] == str(path)
 
 
+def test_scan_with_recording_processes_tags_and_reports_as_a_scan_alone(music: Path, env: dict[str, str]) -> None:
+    """`tagger scan --recording-processes 2`, a real command with its real recording processes: every file tagged with
+    its genre, the summary's counts; a rescan skips them all."""
+    scan = [sys.executable, "-m", "tagger.cli", "scan", str(music), "--model", str(TINY_CARD), "--json"]
+    environ = {**os.environ, **env}
+    result = subprocess.run([*scan, "--recording-processes", "2"], capture_output=True, text=True, env=environ,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["counts"] == {"tagged": len(ALL_EXTENSIONS)}
+    for path in (music / "album").iterdir():
+        assert open_tags(path).read_genres() == [path.name.split("-")[0]]
+    rescan = subprocess.run(scan, capture_output=True, text=True, env=environ, timeout=300)
+    assert json.loads(rescan.stdout)["counts"] == {"skipped": len(ALL_EXTENSIONS)}
+
+
 def _run_with_stderr_on_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str, str]:
     """Runs ``command`` with stdout a pipe and stderr a pseudo-terminal: (exit status, stdout, terminal)."""
     master, slave = pty.openpty()

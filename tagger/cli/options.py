@@ -51,6 +51,13 @@ RecordersOption = Annotated[
     int | None,
     typer.Option(help="Tracks stored and tagged at a time (1-16)", show_default=or_config("recorders")),
 ]
+RecordingProcessesOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Processes storing and tagging, each --recorders at a time (0: this one; for a cluster's many workers)",
+        show_default=or_config("recording_processes"),
+    ),
+]
 MaxWindowsOption = Annotated[
     int | None,
     typer.Option(help="Windows classified per track, spread over it", show_default="config, else the model's"),

@@ -21,6 +21,7 @@ from tagger.cli.options import (
     MoodsOption,
     PolicyOption,
     RecordersOption,
+    RecordingProcessesOption,
     TagLowConfidenceOption,
     TopKOption,
     VerifyOption,
@@ -61,6 +62,7 @@ def scan(
     top_k: TopKOption = None,
     workers: WorkersOption = None,
     recorders: RecordersOption = None,
+    recording_processes: RecordingProcessesOption = None,
     max_windows: MaxWindowsOption = None,
     tag_low_confidence: TagLowConfidenceOption = None,
     moods: MoodsOption = None,
@@ -103,6 +105,7 @@ def scan(
         top_k=top_k,
         workers=workers,
         recorders=recorders,
+        recording_processes=recording_processes,
         max_windows=max_windows,
         tag_low_confidence=tag_low_confidence,
         moods=moods,
@@ -124,6 +127,7 @@ def scan(
         album_mode=settings.album_mode,
         backend=_cluster_backend(settings, library) if settings.cluster else None,
         recorders=settings.recorders,
+        recording_processes=settings.recording_processes,
     )
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
