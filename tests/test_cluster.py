@@ -23,7 +23,7 @@ import dask
 from distributed import Client, LocalCluster
 from sqlalchemy import select
 
-from tagger.cluster.dispatch import LOCAL_SCHEDULER, ClusterBackend, connect
+from tagger.cluster.dispatch import LOCAL_CLUSTER, LOCAL_SCHEDULER, ClusterBackend, connect
 from tagger.cluster.paths import PathMap
 from tagger.errors import ClusterError
 from tagger.model import ModelCard
@@ -51,7 +51,7 @@ def scheduler() -> Iterator[str]:
         cluster = LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL
         )
-    with cluster:
+    with cluster, dask.config.set(LOCAL_CLUSTER):  # as `local:N`: a worker slow to restart keeps its nanny
         yield cluster.scheduler_address
 
 
@@ -157,18 +157,21 @@ def test_a_worker_killed_mid_scan_costs_no_track(
     assert killed and killed[0] not in pids and len(pids) == 2  # it did die, and its nanny started another
 
 
+@pytest.mark.parametrize("good", [4, 14], ids=["a track per task", "4 tracks per task"])
 def test_a_crashing_or_hanging_decoder_is_retried_once_then_recorded_failed_with_its_reason(
-    tmp_path: Path, scheduler: str, pg_url: str, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, scheduler: str, pg_url: str, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch, good: int
 ) -> None:
+    """With several tracks per task, the crash or hang takes its task's other tracks down: they are sent again one
+    per task and tagged; the culprit is found alone."""
     root = tmp_path / "music"
-    for i in range(4):
+    for i in range(good):
         make_track(root / f"good{i}.wav", seconds=2.0, seed=i)
     make_track(root / "crash.wav", seconds=2.0)
     make_track(root / "hang.wav", seconds=2.0)
     monkeypatch.setattr("tagger.cluster.dispatch.analyse_on_worker", sabotaged_cluster_analyse)
     database = Database(pg_url)
     summary = scan(database, tiny_card, [root], on_cluster(scheduler, tiny_card, timeout=4))
-    assert summary.counts == {Outcome.TAGGED: 4, Outcome.FAILED: 2}, summary.failures
+    assert summary.counts == {Outcome.TAGGED: good, Outcome.FAILED: 2}, summary.failures
     reasons = {path.name: reason for path, reason in summary.failures}
     assert reasons["crash.wav"] == "4 worker processes died analysing it (the decoder crashes on this file)"
     assert reasons["hang.wav"] == "gave up after 4 s, twice (decoder hung)"

@@ -1,15 +1,18 @@
 """The recorder side: connect to a cluster and feed it a sliding window of tracks.
 
-At most ``WINDOW_PER_THREAD`` tracks per worker thread are submitted and not yet handed to the recorder, so a
-million-track scan never builds a million futures, and a recorder that falls behind stops the dispatch
-(back-pressure: results are handed over only as the scan asks for them). Results are handed over in input order,
-as every :class:`tagger.scan.AnalysisBackend` does.
+A task analyses up to ``TRACKS_PER_TASK`` consecutive tracks (fewer when there are too few to keep every worker
+thread busy): each task costs the scan process a few milliseconds of the Dask client's work whatever it holds, and
+one scan process is to feed dozens of workers. At most ``WINDOW_PER_THREAD`` tasks per worker thread are submitted
+and not yet handed to the recorder, so a million-track scan never builds a million futures, and a recorder that
+falls behind stops the dispatch (back-pressure: results are handed over only as the scan asks for them). Results
+are handed over in input order, as every :class:`tagger.scan.AnalysisBackend` does.
 
-A track whose worker dies is resubmitted by the scheduler on another worker; once more workers died running it
-than the scheduler's ``allowed-failures`` (1 for ``local:N``), the scheduler gives up on it, and it is sent once
-more (the scheduler also blames the tracks beside the culprit), then recorded failed. A track that stays on one
-worker for ``timeout`` is hung: that worker process is ended (a hung decoder ignores cancellation; its nanny starts
-another) and the scheduler sends the track to another worker; hung there too, it is recorded failed.
+A task whose worker dies is resubmitted by the scheduler on another worker; once more workers died running it than
+the scheduler's ``allowed-failures`` (1 for ``local:N``), the scheduler gives up on it, and its tracks are sent once
+more, one per task (the scheduler also blames the tasks beside the culprit), then a track that kills its worker
+again is recorded failed. A task that stays on one worker for ``timeout`` is hung: that worker process is ended (a
+hung decoder ignores cancellation; its nanny starts another), and its tracks are sent again one per task (a single
+track's task is sent on by the scheduler); a track hung alone after that is recorded failed.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from tagger.model import ModelCard
 from tagger.pipeline import TrackAnalysis
 
 WINDOW_PER_THREAD = 3  # enough to keep every thread busy while results travel back; bounded memory on both sides
+TRACKS_PER_TASK = 4  # the Dask client's cost per track in the scan process: 5.7 ms one per task, 1.7 ms four
 CONNECT_TIMEOUT_S = 30
 NO_WORKERS_S = 120.0  # a cluster without one worker this long: the scan stops with one line instead of waiting
 POLL_S = 5.0  # how often a waiting recorder looks whether the cluster still has workers
@@ -46,6 +50,11 @@ LOCAL_SCHEDULER = {
     # a worker holds only the tracks it is running, so a worker's death blames only those
     "distributed.scheduler.worker-saturation": 1.0,
 }
+# A LocalCluster closes a worker's nanny for good once its worker has been gone this long (default 15 s); restarting
+# a worker (spawn, imports, the model) takes longer on a loaded machine, and each crashing decoder then cost `local:N`
+# a worker for good (a test's cluster lost both). Read when a worker is lost, so set for the process, not around
+# the cluster's start.
+LOCAL_CLUSTER = {"distributed.deploy.lost-worker-timeout": "10 minutes"}
 
 
 def connect(address: str) -> Client:
@@ -55,6 +64,7 @@ def connect(address: str) -> Client:
         workers = int(match[1])
         if workers < 1:
             raise ClusterError(f"--cluster {address}: expected local:N with N >= 1 worker processes")
+        dask.config.set(LOCAL_CLUSTER)
         with dask.config.set(LOCAL_SCHEDULER):
             return Client(
                 n_workers=workers,
@@ -73,9 +83,11 @@ def connect(address: str) -> Client:
 
 @dataclass
 class _Flight:
-    """One track submitted: its future, which try this is, where it was last seen running and until when."""
+    """One task submitted: its future, the indices of its tracks, which try this is, where it was last seen running
+    and until when."""
 
     future: Future
+    indices: list[int]
     attempt: int
     deadline: float
     worker: str | None = None
@@ -114,15 +126,18 @@ class ClusterBackend:
         if not paths:
             return
         self._register()
-        window = max(2, WINDOW_PER_THREAD * sum(self.workers().values()))
-        flights: dict[int, _Flight] = {}
+        threads = max(1, sum(self.workers().values()))
+        per_task = max(1, min(TRACKS_PER_TASK, len(paths) // (2 * threads)))  # a few tracks: one each
+        window = max(2, WINDOW_PER_THREAD * threads * per_task)  # tracks
+        flights: dict[int, _Flight] = {}  # by its first track's index
         done: dict[int, Analysed] = {}
         submitted = handed = 0
         try:
             while handed < len(paths):
                 while submitted < len(paths) and submitted - handed < window:
-                    flights[submitted] = self._submit(paths[submitted], max_windows, attempt=1)
-                    submitted += 1
+                    indices = list(range(submitted, min(submitted + per_task, len(paths))))
+                    flights[submitted] = self._submit(indices, paths, max_windows, attempt=1)
+                    submitted = indices[-1] + 1
                 if handed in done:
                     yield done.pop(handed)
                     handed += 1
@@ -144,38 +159,48 @@ class ClusterBackend:
             raise ModelError(f"the cluster's workers could not load the model: {reason}") from None
         self._allowed_failures = int(self.client.run_on_scheduler(_allowed_failures))
 
-    def _submit(self, path: Path, max_windows: int | None, attempt: int) -> _Flight:
+    def _submit(
+        self, indices: list[int], paths: list[Path], max_windows: int | None, attempt: int, hangs: int = 0
+    ) -> _Flight:
         future = self.client.submit(
             analyse_on_worker,
-            self.path_map.to_worker(path),
+            [self.path_map.to_worker(paths[index]) for index in indices],
             max_windows,
             self.plugin.name,
             pure=False,  # the same path twice is two analyses (a retry, a file changed between scans)
             retries=0,  # analyse_safely returns every error as a value: a raise is no bad file, do not repeat it
         )
-        return _Flight(future, attempt, time.monotonic() + self.timeout)
+        return _Flight(future, indices, attempt, time.monotonic() + self.timeout, hangs=hangs)
+
+    def _one_each(
+        self, flight: _Flight, flights: dict[int, _Flight], paths: list[Path], max_windows: int | None, hangs: int
+    ) -> None:
+        """The tracks of ``flight`` sent again, a task each: which one of them killed or hung the workers shows."""
+        for index in flight.indices:
+            flights[index] = self._submit([index], paths, max_windows, attempt=2, hangs=hangs)
 
     def _collect(
         self, flights: dict[int, _Flight], done: dict[int, Analysed], paths: list[Path], max_windows: int | None
     ) -> None:
-        """Wait for the first track in flight to finish, or for the first deadline; settle what is due."""
+        """Wait for the first task in flight to finish, or for the first deadline; settle what is due."""
         wait_s = min(POLL_S, max(0.0, min(flight.deadline for flight in flights.values()) - time.monotonic()))
         with suppress(TimeoutError):
             wait([flight.future for flight in flights.values()], timeout=wait_s, return_when="FIRST_COMPLETED")
         if not any(flight.future.done() for flight in flights.values()):
             self._check_workers()
         now = time.monotonic()
-        overdue = [index for index, flight in flights.items() if not flight.future.done() and flight.deadline <= now]
-        for index in [index for index, flight in flights.items() if flight.future.done()]:
-            flight = flights.pop(index)
-            result = self._outcome(flight, paths[index])
-            if result is None:
-                flights[index] = self._submit(paths[index], max_windows, flight.attempt + 1)
-                flights[index].hangs = flight.hangs
+        overdue = [first for first, flight in flights.items() if not flight.future.done() and flight.deadline <= now]
+        for first in [first for first, flight in flights.items() if flight.future.done()]:
+            flight = flights.pop(first)
+            results = self._outcome(flight, paths)
+            if results is not None:
+                done.update(zip(flight.indices, results, strict=True))
+            elif len(flight.indices) > 1:
+                self._one_each(flight, flights, paths, max_windows, flight.hangs)
             else:
-                done[index] = result
+                flights[first] = self._submit(flight.indices, paths, max_windows, flight.attempt + 1, flight.hangs)
         if overdue:
-            self._overdue(overdue, flights, done, paths)
+            self._overdue(overdue, flights, done, paths, max_windows)
 
     def _check_workers(self) -> None:
         """A queued track's deadline waits for a worker to take it: with no worker at all for ``no_workers_timeout``
@@ -192,25 +217,29 @@ class ClusterBackend:
                 "(dask worker tcp://SCHEDULER:8786), then scan again; what was recorded is kept"
             )
 
-    def _outcome(self, flight: _Flight, path: Path) -> Analysed | None:
-        """The track's result under the recorder's path (None: send it once more)."""
+    def _outcome(self, flight: _Flight, paths: list[Path]) -> list[Analysed] | None:
+        """The task's results under the recorder's paths (None: send its tracks once more)."""
+        mine = [paths[index] for index in flight.indices]
         try:
-            result = flight.future.result()
+            results = flight.future.result()
         except KilledWorker:
-            # The scheduler blames every track on a dying worker, a neighbour of the culprit too: sent once more.
+            # The scheduler blames every task on a dying worker, a neighbour of the culprit too: sent once more.
             if flight.attempt == 1:
                 return None
             if flight.hangs:
-                return FileError(path, f"gave up: it hung a worker for {self.timeout:.0f} s and others died on it")
+                reason = f"gave up: it hung a worker for {self.timeout:.0f} s and others died on it"
+                return [FileError(path, reason) for path in mine]
             deaths = 2 * ((self._allowed_failures or 0) + 1)
-            return FileError(path, f"{deaths} worker processes died analysing it (the decoder crashes on this file)")
+            reason = f"{deaths} worker processes died analysing it (the decoder crashes on this file)"
+            return [FileError(path, reason) for path in mine]
         except FutureCancelledError:  # the scheduler lost it
-            return None if flight.attempt == 1 else FileError(path, "cancelled twice by the cluster")
+            return None if flight.attempt == 1 else [FileError(path, "cancelled twice by the cluster") for path in mine]
         except Exception as error:  # raised outside analyse_safely: the task could not run there
-            return FileError(path, f"worker error {type(error).__name__}: {error}")
-        if isinstance(result, TrackAnalysis):
-            return replace(result, path=path)
-        return type(result)(path, result.reason)
+            return [FileError(path, f"worker error {type(error).__name__}: {error}") for path in mine]
+        return [
+            replace(result, path=path) if isinstance(result, TrackAnalysis) else type(result)(path, result.reason)
+            for path, result in zip(mine, results, strict=True)
+        ]
 
     def _overdue(
         self,
@@ -218,32 +247,37 @@ class ClusterBackend:
         flights: dict[int, _Flight],
         done: dict[int, Analysed],
         paths: list[Path],
+        max_windows: int | None,
     ) -> None:
-        """A deadline counts from when the track was first seen running on its worker: a track still queued at the
+        """A deadline counts from when the task was first seen running on its worker: a task still queued at the
         scheduler, or moved to another worker after a death, gets its full ``timeout`` there."""
         running = {key: worker for worker, keys in self.client.processing().items() for key in keys}
         hung: dict[str, list[int]] = {}
-        for index in overdue:
-            flight = flights[index]
+        for first in overdue:
+            flight = flights[first]
             worker = running.get(flight.future.key)
             if worker is None or worker != flight.worker:
                 flight.worker, flight.deadline = worker, time.monotonic() + self.timeout
                 continue
-            hung.setdefault(worker, []).append(index)
+            hung.setdefault(worker, []).append(first)
         if not hung:
             return
         # A hung thread cannot be stopped, only its process: it exits, and its nanny starts a fresh one (not waited
-        # for). Killed before anything is cancelled, so the scheduler gives the freed thread no other track to lose
-        # meanwhile; the death makes the scheduler send the track on to another worker.
+        # for). Killed before anything is cancelled, so the scheduler gives the freed thread no other task to lose
+        # meanwhile; the death makes the scheduler send a single track's task on to another worker.
         self.client.run(end_worker_process, workers=list(hung), wait=False)
-        for index in (index for indices in hung.values() for index in indices):
-            flight = flights[index]
+        for first in (first for firsts in hung.values() for first in firsts):
+            flight = flights[first]
             flight.hangs += 1
             flight.worker, flight.deadline = None, time.monotonic() + self.timeout
-            if flight.hangs >= 2:
+            if len(flight.indices) > 1:  # which of them hung shows when each runs alone; one more hang fails it
                 self.client.cancel([flight.future], force=True)
-                del flights[index]
-                done[index] = FileError(paths[index], f"gave up after {self.timeout:.0f} s, twice (decoder hung)")
+                del flights[first]
+                self._one_each(flight, flights, paths, max_windows, flight.hangs)
+            elif flight.hangs >= 2:
+                self.client.cancel([flight.future], force=True)
+                del flights[first]
+                done[first] = FileError(paths[first], f"gave up after {self.timeout:.0f} s, twice (decoder hung)")
 
 
 def _allowed_failures(dask_scheduler: Any) -> int:

@@ -1,5 +1,5 @@
-"""The worker side: a plugin holding the model (loaded once per worker process) and the task that analyses one
-track with it. Both run in ``dask worker`` processes, which need genre-tagger installed, not the model file:
+"""The worker side: a plugin holding the model (loaded once per worker process) and the task that analyses a few
+tracks with it. Both run in ``dask worker`` processes, which need genre-tagger installed, not the model file:
 the plugin carries the model's bytes, so every worker runs exactly the recorder's model."""
 
 from __future__ import annotations
@@ -59,11 +59,12 @@ class ModelPlugin(WorkerPlugin):
         return classifier
 
 
-def analyse_on_worker(path: str, max_windows: int | None, plugin: str) -> Analysed:
-    """One track on this worker with its plugin's model; a bad file comes back as a value, as in the local pool."""
+def analyse_on_worker(paths: list[str], max_windows: int | None, plugin: str) -> list[Analysed]:
+    """A few tracks on this worker with its plugin's model, one result each; a bad file comes back as a value, as in
+    the local pool."""
     model = get_worker().plugins[plugin]
     assert isinstance(model, ModelPlugin)
-    return analyse_safely(Path(path), model.classifier(), max_windows)
+    return [analyse_safely(Path(path), model.classifier(), max_windows) for path in paths]
 
 
 async def end_worker_process() -> None:
