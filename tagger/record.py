@@ -108,8 +108,11 @@ class Library:
 
     is_unchanged = staticmethod(is_unchanged)
 
-    def try_move(self, path: Path, root: Path, state: FileState) -> TrackReport | None:
-        return queries.try_move(self.db, path, root, state)
+    def move_sources(self, walked: set[str]) -> set[str]:
+        return queries.move_sources(self.db, walked)
+
+    def try_move(self, path: Path, root: Path, state: FileState, sources: set[str] | None = None) -> TrackReport | None:
+        return queries.try_move(self.db, path, root, state, sources)
 
     def vanished(self, roots: Iterable[str | Path]) -> queries.Vanished:
         return queries.vanished(self.db, roots)

@@ -31,6 +31,7 @@ from tagger.walk import iter_audio_files
 Retag = tuple[Path, FileState, TrackAnalysis]  # root, state, analysis rebuilt from the database (no audio)
 Todo = tuple[Path, Path, FileState]  # root, path, state
 AlbumMode = Literal["consensus", "track"]
+BATCH_LOOKUP_MAX = 500  # up to this many files (a daemon batch), the database is asked about just these
 
 
 def _walk_failure(folder: Path, reason: str) -> TrackReport:
@@ -198,9 +199,12 @@ class Scanner:
         (policy, top-k, ...) than now, or to be tagged in a learned vocabulary from their embedding.
         Unchanged tracks whose genre the tool wrote from another model or head are classified again."""
         force = self.force if force is None else force
+        files = list(files)
         # a daemon batch: look up just these
-        paths = [str(path) for _, path in files] if isinstance(files, list | tuple) and len(files) <= 500 else None
+        paths = [str(path) for _, path in files] if len(files) <= BATCH_LOOKUP_MAX else None
         known = self.library.known_states(paths)
+        # A whole scan: which fingerprints a new file could have moved from, in one query (a batch: looked up each).
+        sources = None if paths is not None else self.library.move_sources({str(path) for _, path in files})
         library = self.library
         db, vocabulary, model_id = library.db, library.vocabulary, library.card.model_id
         decided_with = library.options.decided_with
@@ -239,7 +243,7 @@ class Scanner:
                 else:
                     done.append(TrackReport(path, Outcome.SKIPPED))
                 continue
-            if str(path) not in known and (moved := self.library.try_move(path, root, state)):
+            if str(path) not in known and (moved := self.library.try_move(path, root, state, sources)):
                 done.append(moved)
                 continue
             todo.append((root, path, state))

@@ -243,17 +243,40 @@ def test_interrupted_scan_resumes_where_it_stopped(
     assert resumed.counts == {Outcome.SKIPPED: 3, Outcome.TAGGED: len(ALL_EXTENSIONS) - 3}
 
 
-def test_moved_track_is_followed_not_reclassified(tmp_path: Path, database: Database, tiny_card: ModelCard) -> None:
+@pytest.mark.parametrize("lookup", ["per file", "whole scan"])
+def test_moved_track_is_followed_not_reclassified(
+    tmp_path: Path, database: Database, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch, lookup: str
+) -> None:
+    """A daemon's batch looks each new file's content up; a whole scan asks once which contents can have moved."""
+    if lookup == "whole scan":
+        monkeypatch.setattr("tagger.scan.BATCH_LOOKUP_MAX", 0)
     root = tmp_path / "music"
     path = make_track(root / "a" / "song.flac", seconds=3.0)
+    other = make_track(root / "a" / "other.flac", seconds=3.0, seed=1)
     run_scan(database, tiny_card, root)
     (root / "b").mkdir()
     moved = path.rename(root / "b" / "song.flac")
+    make_track(root / "b" / "new.flac", seconds=3.0, seed=2)
     summary = run_scan(database, tiny_card, root)
-    assert summary.counts == {Outcome.MOVED: 1}
+    assert summary.counts == {Outcome.MOVED: 1, Outcome.SKIPPED: 1, Outcome.TAGGED: 1}
     with database.session() as session:
-        assert session.scalar(select(func.count(Result.id))) == 1
-        assert session.scalar(select(Track.path)) == str(moved)
+        assert session.scalar(select(func.count(Result.id))) == 3
+        assert set(session.scalars(select(Track.path))) == {str(moved), str(other), str(root / "b" / "new.flac")}
+
+
+def test_a_file_at_a_new_path_with_a_recorded_files_content_is_no_move_while_that_file_is_there(
+    tmp_path: Path, database: Database, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy is a new track, on a whole scan too (its content's track is walked: no source of a move)."""
+    monkeypatch.setattr("tagger.scan.BATCH_LOOKUP_MAX", 0)
+    root = tmp_path / "music"
+    path = make_track(root / "a" / "song.flac", seconds=3.0)
+    run_scan(database, tiny_card, root)
+    shutil.copy2(path, root / "copy.flac")  # tagged already: its genre is the one the model proposes
+    summary = run_scan(database, tiny_card, root)
+    assert summary.counts == {Outcome.SKIPPED: 1, Outcome.UNCHANGED: 1}
+    with database.session() as session:
+        assert set(session.scalars(select(Track.path))) == {str(path), str(root / "copy.flac")}
 
 
 def test_workers_give_the_same_results_as_in_process(library_copy: Path, tmp_path: Path, tiny_card: ModelCard) -> None:

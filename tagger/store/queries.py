@@ -36,14 +36,29 @@ def known_state(db: Database, path: str | Path) -> KnownState | None:
         return None if row is None else (row[0], row[1], row[2])
 
 
-def try_move(db: Database, path: Path, root: Path, state: FileState) -> TrackReport | None:
+def move_sources(db: Database, walked: set[str]) -> set[str]:
+    """The fingerprints of the tracks not at one of the ``walked`` paths: all a new file's content can move from
+    (one query for a whole scan instead of one per new file; none at all on a first scan)."""
+    with db.session() as session:
+        rows = session.execute(select(Track.path, Track.fingerprint).where(Track.fingerprint.is_not(None)))
+        return {digest for path, digest in rows if path not in walked and digest is not None}
+
+
+def try_move(
+    db: Database, path: Path, root: Path, state: FileState, sources: set[str] | None = None
+) -> TrackReport | None:
     """If ``path`` holds the content of a track whose file is gone, move that track here.
 
     A track recorded under another spelling of this same path (``lib/../lib/a.flac``, as versions
-    before canonical paths stored it) is taken over the same way, so it keeps its history."""
+    before canonical paths stored it) is taken over the same way, so it keeps its history.
+    ``sources`` (:func:`move_sources`): the only fingerprints worth looking up; None: any."""
+    if sources is not None and not sources:
+        return None
     try:
         digest = fingerprint(path, state.size)
     except (OSError, FileError):
+        return None
+    if sources is not None and digest not in sources:
         return None
     with db.session() as session:
         for track in session.scalars(select(Track).where(Track.fingerprint == digest, Track.path != str(path))):
