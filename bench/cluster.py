@@ -11,10 +11,12 @@ runs in this process), ``--repeat`` times each, each time new copies; each backe
 start-up (spawning, model loading, the database engine's first statements) is not timed.
 
 Figures: tracks per second of each (median), the cluster path's overhead over the pool (target <= 15 %), the
-recorder's per-track cost (wall time in this process in planning, storing and writing tags, and this process's CPU
-per track, the Dask client's threads included), the analysis's CPU per track (:func:`tagger.pipeline.analyse_track`
-in this process with the model loaded), and from those two a paper estimate: each worker process analyses 1/A tracks
-per second, one recording process records 1/R, so it keeps up with A/R worker processes (target >= 50).
+scan process's per-track cost (wall time in this process in planning, storing and writing tags, and this process's
+CPU per track, the Dask client's threads included; with ``--recording-processes P`` the storing and writing happen in
+those, whose CPU per track is measured apart), the analysis's CPU per track (:func:`tagger.pipeline.analyse_track` in
+this process with the model loaded), and from those a paper estimate: each worker process analyses 1/A tracks per
+second, one scan process gets through 1/S, so it keeps up with A/S worker processes (target >= 50), and its
+recording processes need 50/A x their CPU per track cores.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import tagger.scan
 from bench.corpus import build_tracks, copy_files
 from bench.measure import console
 from tagger.cluster import open_cluster
@@ -142,11 +145,11 @@ class Timed:
     tag writes (temp copy, fsync, rename, and the transaction marking the write applied)."""
 
     def __init__(self, scanner: Scanner) -> None:
-        self.seconds = self.write_seconds = 0.0
+        self.seconds = self.write_seconds = self.plan_cpu_seconds = 0.0
         self.writes = 0
         library = scanner.library
         for owner, name in ((scanner, "plan"), (library, "record"), (library, "record_failure")):
-            setattr(owner, name, self._wrap(getattr(owner, name)))
+            setattr(owner, name, self._wrap(getattr(owner, name), name == "plan"))
         apply_write = library._apply_write
 
         def timed_write(*args: Any) -> Any:
@@ -159,13 +162,15 @@ class Timed:
 
         library._apply_write = timed_write  # type: ignore[method-assign,assignment]
 
-    def _wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap(self, function: Callable[..., Any], plan: bool) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - start
+                if plan:
+                    self.plan_cpu_seconds += time.thread_time() - cpu
 
         return timed
 
@@ -188,6 +193,7 @@ def timed_scan(scanner: Scanner, folder: Path) -> dict[str, float]:
     tracks = len(outcomes)
     return {"tracks": tracks, "wall_s": wall, "per_second": tracks / wall, "recorder_ms": 1000 * timed.seconds / tracks,
             "recorder_cpu_ms": 1000 * cpu / tracks, "recording_processes_cpu_ms": 1000 * recording / tracks,
+            "plan_cpu_ms": 1000 * timed.plan_cpu_seconds / tracks,
             "written": timed.writes,
             "write_ms": 1000 * timed.write_seconds / max(1, timed.writes)}  # fmt: skip
 
@@ -210,6 +216,8 @@ def analysis_cpu(card: ModelCard, files: list[Path], max_windows: int | None) ->
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TAGGER_CONFIG", os.devnull)
+    # Plan as a scan of an archive does (more files than a daemon's batch: one query for the moves, not one per file).
+    tagger.scan.BATCH_LOOKUP_MAX = 0
     card = load_card(args.model)
     with contextlib.ExitStack() as stack:
         temp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tagger-bench-cluster-"))
@@ -261,11 +269,17 @@ def main(argv: list[str] | None = None) -> int:
     recorder_s = median("cluster", "recorder_ms") / 1000
     recorder_cpu_s = median("cluster", "recorder_cpu_ms") / 1000
     recording_cpu_s = median("cluster", "recording_processes_cpu_ms") / 1000
-    # With recording processes, the scan process plans, holds the Dask client and hands the analyses over (they, as
-    # many as the machine has cores for, store and write): its CPU per track is what one scan can do. Without, its
-    # records overlap (--recorders at a time): it needs its wall time per track divided among them, and its CPU per
-    # track (one core: the records share one interpreter), whichever is more.
-    bottleneck = recorder_cpu_s if args.recording_processes else max(recorder_s / args.recorders, recorder_cpu_s)
+    # With recording processes, the scan process plans (all files, before the first analysis: its wall time is not
+    # overlapped), then holds the Dask client and hands the analyses over (the recording processes, as many as the
+    # machine has cores for, store and write): plan wall + the rest of its CPU per track is what one scan can do.
+    # Without, its records overlap (--recorders at a time): it needs its wall time per track divided among them, and
+    # its CPU per track (one core: the records share one interpreter), whichever is more.
+    plan_cpu_s = median("cluster", "plan_cpu_ms") / 1000
+    bottleneck = (
+        recorder_s + recorder_cpu_s - plan_cpu_s
+        if args.recording_processes
+        else max(recorder_s / args.recorders, recorder_cpu_s)
+    )
     workers_fed = analysis_s / bottleneck
     recording_processes = math.ceil(RECORDER_WORKERS_MIN / workers_fed)
     # 50 workers' tracks per second times the recording processes' CPU per track: their cores on the scan's machine.
@@ -297,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{verdict[overhead <= OVERHEAD_MAX]}",
         *(
             [
-                f"  scan process per track (plan, wall)                    {1000 * recorder_s:6.1f} ms",
+                f"  scan process per track (plan, wall)                    {1000 * recorder_s:6.1f} ms   "
+                f"({1000 * plan_cpu_s:.1f} ms CPU)",
                 f"  scan process CPU per track (cluster; pool: {median('pool', 'recorder_cpu_ms'):.1f} ms) "
                 f"{1000 * recorder_cpu_s:6.1f} ms   (Dask client, plan, hand-over)",
                 f"  recording processes ({args.recording_processes} x {args.recorders} at a time) CPU per track "
