@@ -36,7 +36,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tagger.scan
 from bench.corpus import build_tracks, copy_files
 from bench.measure import console
 from tagger.cluster import open_cluster
@@ -216,8 +215,6 @@ def analysis_cpu(card: ModelCard, files: list[Path], max_windows: int | None) ->
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TAGGER_CONFIG", os.devnull)
-    # Plan as a scan of an archive does (more files than a daemon's batch: one query for the moves, not one per file).
-    tagger.scan.BATCH_LOOKUP_MAX = 0
     card = load_card(args.model)
     with contextlib.ExitStack() as stack:
         temp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tagger-bench-cluster-"))

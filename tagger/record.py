@@ -180,7 +180,7 @@ class Library:
             tags = self._open_tags(analysis.path)
             plan.fields = {"genre": FieldState(tags.read("genre"), tags.read_all("genre"))}
         except (TagReadError, UnsupportedFormatError) as error:
-            _fail(report, f"cannot read tags: {error.reason}")
+            report.fail(f"cannot read tags: {error.reason}")
             return self._store(plan, report)
         report.existing = plan.fields["genre"].owners
         try:
@@ -205,7 +205,7 @@ class Library:
         }
         targets: dict[Role, list[str]] = {}
         for role, decided in decisions.items():
-            side = _side(report, role)
+            side = report.side(role)
             side.outcome, side.reason = decided.outcome, decided.reason
             if decided.target is not None:
                 targets[role] = side.proposed = decided.target
@@ -213,7 +213,7 @@ class Library:
             return self._store(plan, report)
         if self.options.dry_run:
             for role in targets:
-                _side(report, role).outcome = Outcome.WOULD_TAG
+                report.side(role).outcome = Outcome.WOULD_TAG
             return report
         plan.write = (tags, targets)
         return self._store(plan, report)
@@ -247,8 +247,8 @@ class Library:
             track.format = analysis.path.suffix.lower().lstrip(".")
             for role, values in plan.fields.items():
                 if not values.ours:
-                    _set_values(track, role, values.owners, owners=True)
-                _set_values(track, role, values.existing)  # until our write below is applied
+                    track.set_values(role, values.owners, owners=True)
+                track.set_values(role, values.existing)  # until our write below is applied
             result = Result(
                 track=track,
                 model_id=analysis.model_id,
@@ -299,10 +299,10 @@ class Library:
                         raise TagWriteError(tags.path, f"verify: the file's {role} says {says} after writing {target}")
             error = None
             for role in targets:
-                _side(report, role).outcome = Outcome.TAGGED
+                report.side(role).outcome = Outcome.TAGGED
         except (TagWriteError, OSError) as failure:
             error = failure.reason if isinstance(failure, TagWriteError) else str(failure)
-            _fail(report, f"tag write not possible: {error}")
+            report.fail(f"tag write not possible: {error}")
         with self.db.session(writing=True) as session:
             track: Track | None = None
             for write_id in write_ids:
@@ -312,7 +312,7 @@ class Library:
                 write.error = error
                 track = write.track
                 if not error:
-                    _set_values(track, write.role, write.new)
+                    track.set_values(write.role, write.new)
             assert track is not None
             track.status = TrackStatus.DONE
             track.error = report.reason if report.outcome is Outcome.FAILED else None
@@ -379,7 +379,7 @@ class Library:
                 for write in writes:
                     if current.get(write.role) == write.new:
                         write.status = TagWriteStatus.APPLIED
-                        _set_values(track, write.role, write.new)
+                        track.set_values(write.role, write.new)
                     else:
                         session.delete(write)
                         redo = True
@@ -394,31 +394,3 @@ class Library:
 def _role(name: str) -> Role:
     """A stored ``tag_writes.role`` as the tags API takes it."""
     return "mood" if name == "mood" else "genre"
-
-
-def _side(report: TrackReport, role: Role) -> TrackReport | RoleReport:
-    """Where ``report`` says what happened to ``role``: the genre's is the track report itself."""
-    if role == "genre":
-        return report
-    assert report.mood is not None
-    return report.mood
-
-
-def _fail(report: TrackReport, reason: str) -> None:
-    """The track failed, and with it every role decided (one file, one rewrite)."""
-    report.outcome, report.reason = Outcome.FAILED, reason
-    if report.mood is not None:
-        report.mood.outcome, report.mood.reason = Outcome.FAILED, reason
-
-
-def _set_values(track: Track, role: str, values: list[str], owners: bool = False) -> None:
-    """The track's record of a role's field: what the file says (``file_*``), or the owner's own (``user_*``)."""
-    if role == "mood":
-        if owners:
-            track.user_moods = values
-        else:
-            track.file_moods = values
-    elif owners:
-        track.user_genres = values
-    else:
-        track.file_genres = values

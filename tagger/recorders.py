@@ -154,10 +154,18 @@ class RecordingProcesses:
             self._retries.clear()
 
     def _start(self) -> None:
-        while len(self._children) < self.processes:
-            self._children.append(self._start_child())
+        """Started together, then waited for (each imports and opens the database: a second or two)."""
+        spawned = deque(self._spawn() for _ in range(self.processes - len(self._children)))
+        try:
+            while spawned:
+                self._children.append(self._ready(spawned[0]))
+                spawned.popleft()
+        except BaseException:
+            for child in spawned:
+                child.process.kill()
+            raise
 
-    def _start_child(self, alone: bool = False) -> _Child:
+    def _spawn(self, alone: bool = False) -> _Child:
         library = self.library
         parent_end, child_end = self._context.Pipe()
         process = self._context.Process(
@@ -168,20 +176,22 @@ class RecordingProcesses:
         )
         process.start()
         child_end.close()
-        child = _Child(process, parent_end, alone=alone)
+        return _Child(process, parent_end, alone=alone)
+
+    @staticmethod
+    def _ready(child: _Child) -> _Child:
+        """``child`` once it has said it is ready; raises why it could not start."""
         ready: object = None
-        if parent_end.poll(START_TIMEOUT_S):
-            try:
-                ready = parent_end.recv()
-            except EOFError:
-                ready = None
+        if child.connection.poll(START_TIMEOUT_S):
+            with contextlib.suppress(EOFError):
+                ready = child.connection.recv()
         if not isinstance(ready, int):
-            process.kill()
-            process.join()
-            parent_end.close()
+            child.process.kill()
+            child.process.join()
+            child.connection.close()
             if isinstance(ready, Exception):
                 raise ready  # the database could not be opened there: the same one line as here
-            raise RuntimeError(f"a recording process did not start (exit code {process.exitcode})")
+            raise RuntimeError(f"a recording process did not start (exit code {child.process.exitcode})")
         return child
 
     def _send_retries(self) -> None:
@@ -222,7 +232,7 @@ class RecordingProcesses:
                 answers[index] = self.library.record_failure(job.path, job.root, reason, None)
         else:
             self._retries.extend(sorted(child.jobs.items(), key=lambda item: item[0]))
-        self._children.append(self._start_child(alone=bool(self._retries)))
+        self._children.append(self._ready(self._spawn(alone=bool(self._retries))))
 
 
 def _send(child: _Child, message: object) -> None:

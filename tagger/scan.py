@@ -25,7 +25,7 @@ from tagger.store.retag import outdated_writes, stored_analyses
 from tagger.summary import ScanSummary as ScanSummary  # its home before tagger.summary
 from tagger.tags import open_tags
 from tagger.tags.leases import BEING_WRITTEN, being_written
-from tagger.track import FileState, Outcome, TrackReport
+from tagger.track import FileState, KnownState, Outcome, TrackReport
 from tagger.walk import iter_audio_files
 
 Retag = tuple[Path, FileState, TrackAnalysis]  # root, state, analysis rebuilt from the database (no audio)
@@ -199,12 +199,10 @@ class Scanner:
         (policy, top-k, ...) than now, or to be tagged in a learned vocabulary from their embedding.
         Unchanged tracks whose genre the tool wrote from another model or head are classified again."""
         force = self.force if force is None else force
-        files = list(files)
         # a daemon batch: look up just these
-        paths = [str(path) for _, path in files] if len(files) <= BATCH_LOOKUP_MAX else None
+        batch = isinstance(files, list | tuple) and len(files) <= BATCH_LOOKUP_MAX
+        paths = [str(path) for _, path in files] if batch else None
         known = self.library.known_states(paths)
-        # A whole scan: which fingerprints a new file could have moved from, in one query (a batch: looked up each).
-        sources = None if paths is not None else self.library.move_sources({str(path) for _, path in files})
         library = self.library
         db, vocabulary, model_id = library.db, library.vocabulary, library.card.model_id
         decided_with = library.options.decided_with
@@ -213,7 +211,9 @@ class Scanner:
         retag: list[Retag] = []
         todo: list[tuple[Path, Path, FileState]] = []
         done: list[TrackReport] = []
+        walked: set[str] = set()
         for root, path in files:
+            walked.add(str(path))
             try:
                 st = os.stat(path)
             except OSError as error:
@@ -243,11 +243,23 @@ class Scanner:
                 else:
                     done.append(TrackReport(path, Outcome.SKIPPED))
                 continue
+            todo.append((root, path, state))
+        return self._follow_moves(todo, done, known, None if batch else walked), done, retag
+
+    def _follow_moves(
+        self, todo: list[Todo], done: list[TrackReport], known: dict[str, KnownState], walked: set[str] | None
+    ) -> list[Todo]:
+        """The files new to the database whose content is a track whose file is gone: that track moved here (a
+        report in ``done``, no analysis). Once the walk is over, so that a whole scan asks the database once which
+        contents can have moved, from the tracks not ``walked`` (a daemon's batch, ``walked`` None: each looked up)."""
+        sources = None if walked is None else self.library.move_sources(walked)
+        analysed: list[Todo] = []
+        for root, path, state in todo:
             if str(path) not in known and (moved := self.library.try_move(path, root, state, sources)):
                 done.append(moved)
-                continue
-            todo.append((root, path, state))
-        return todo, done, retag
+            else:
+                analysed.append((root, path, state))
+        return analysed
 
     def recording_pids(self) -> set[int]:
         """The recording processes' ids (none before the first record, or with ``recording_processes`` 0)."""

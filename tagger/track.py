@@ -69,6 +69,19 @@ class TrackReport:
         written = (Outcome.TAGGED, Outcome.WOULD_TAG)
         return self.outcome in written or (self.mood is not None and self.mood.outcome in written)
 
+    def side(self, role: str) -> TrackReport | RoleReport:
+        """Where this report says what happened to ``role``: the genre's is the track report itself."""
+        if role == "genre":
+            return self
+        assert self.mood is not None
+        return self.mood
+
+    def fail(self, reason: str) -> None:
+        """The track failed, and with it every role decided (one file, one rewrite)."""
+        self.outcome, self.reason = Outcome.FAILED, reason
+        if self.mood is not None:
+            self.mood.outcome, self.mood.reason = Outcome.FAILED, reason
+
 
 @dataclass(frozen=True)
 class FileState:

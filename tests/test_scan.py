@@ -22,6 +22,7 @@ from tagger.scan import Scanner, ScanSummary
 from tagger.store import Database, Result, TagWrite, TagWriteStatus, Track, TrackStatus
 from tagger.tags import open_tags
 from tagger.track import Outcome
+from tagger.walk import iter_audio_files
 from tests.audio_factory import ALL_EXTENSIONS, make_track
 from tests.conftest import TINY_CARD
 from tests.sabotage import sabotaged_analyse
@@ -245,11 +246,10 @@ def test_interrupted_scan_resumes_where_it_stopped(
 
 @pytest.mark.parametrize("lookup", ["per file", "whole scan"])
 def test_moved_track_is_followed_not_reclassified(
-    tmp_path: Path, database: Database, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch, lookup: str
+    tmp_path: Path, database: Database, tiny_card: ModelCard, lookup: str
 ) -> None:
-    """A daemon's batch looks each new file's content up; a whole scan asks once which contents can have moved."""
-    if lookup == "whole scan":
-        monkeypatch.setattr("tagger.scan.BATCH_LOOKUP_MAX", 0)
+    """A daemon's batch (a list of files) looks each new file's content up; a whole scan asks once which contents
+    can have moved (the tracks it did not walk)."""
     root = tmp_path / "music"
     path = make_track(root / "a" / "song.flac", seconds=3.0)
     other = make_track(root / "a" / "other.flac", seconds=3.0, seed=1)
@@ -257,7 +257,11 @@ def test_moved_track_is_followed_not_reclassified(
     (root / "b").mkdir()
     moved = path.rename(root / "b" / "song.flac")
     make_track(root / "b" / "new.flac", seconds=3.0, seed=2)
-    summary = run_scan(database, tiny_card, root)
+    summary = ScanSummary()
+    with Scanner(Library(database, tiny_card), isolate=False) as scanner:
+        reports = scanner.scan([root]) if lookup == "whole scan" else scanner.run(list(iter_audio_files([root])))
+        for report in reports:
+            summary.add(report)
     assert summary.counts == {Outcome.MOVED: 1, Outcome.SKIPPED: 1, Outcome.TAGGED: 1}
     with database.session() as session:
         assert session.scalar(select(func.count(Result.id))) == 3
@@ -265,10 +269,9 @@ def test_moved_track_is_followed_not_reclassified(
 
 
 def test_a_file_at_a_new_path_with_a_recorded_files_content_is_no_move_while_that_file_is_there(
-    tmp_path: Path, database: Database, tiny_card: ModelCard, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database: Database, tiny_card: ModelCard
 ) -> None:
     """A copy is a new track, on a whole scan too (its content's track is walked: no source of a move)."""
-    monkeypatch.setattr("tagger.scan.BATCH_LOOKUP_MAX", 0)
     root = tmp_path / "music"
     path = make_track(root / "a" / "song.flac", seconds=3.0)
     run_scan(database, tiny_card, root)

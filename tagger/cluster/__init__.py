@@ -2,8 +2,9 @@
 
 The workers analyse (decode -> features -> model: :func:`tagger.pipeline.analyse_track`), each loading the model
 once (:mod:`tagger.cluster.worker`); this process, the recorder, plans the scan, stores every result and writes
-every tag under each file's lock, exactly as a local scan does (:class:`tagger.scan.Scanner`, with the cluster's
-:class:`~tagger.cluster.dispatch.ClusterBackend` as its analysis backend). This module and :mod:`.paths` import
+every tag under each file's lock (itself, or its recording processes: :mod:`tagger.recorders`), exactly as a local
+scan does (:class:`tagger.scan.Scanner`, with the cluster's :class:`~tagger.cluster.dispatch.ClusterBackend` as its
+analysis backend). This module and :mod:`.paths` import
 without ``distributed`` installed: the checks below run before anything connects.
 """
 

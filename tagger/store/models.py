@@ -80,6 +80,18 @@ class Track(Base):
     results: Mapped[list[Result]] = relationship(back_populates="track", cascade="all, delete-orphan")
     tag_writes: Mapped[list[TagWrite]] = relationship(back_populates="track", cascade="all, delete-orphan")
 
+    def set_values(self, role: str, values: list[str], owners: bool = False) -> None:
+        """The record of a role's field: what the file says (``file_*``), or the owner's own (``user_*``)."""
+        if role == "mood":
+            if owners:
+                self.user_moods = values
+            else:
+                self.file_moods = values
+        elif owners:
+            self.user_genres = values
+        else:
+            self.file_genres = values
+
 
 class Result(Base):
     """One classification of one track by one model/vocabulary."""
