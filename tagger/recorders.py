@@ -203,8 +203,9 @@ class RecordingProcesses:
             index, job = self._retries.popleft()
             child.jobs[index] = job
             _send(child, (index, job))
-        for child in self._children:
-            child.alone = False if not child.jobs else child.alone
+        for child in self._children:  # no job of a dead process left: back to sharing the work
+            if not child.jobs:
+                child.alone = False
 
     def _receive(self, answers: dict[int, Answer]) -> None:
         """Wait for answers from any process, or for one to die."""

@@ -252,10 +252,11 @@ class Scanner:
         """The files new to the database whose content is a track whose file is gone: that track moved here (a
         report in ``done``, no analysis). Once the walk is over, so that a whole scan asks the database once which
         contents can have moved, from the tracks not ``walked`` (a daemon's batch, ``walked`` None: each looked up)."""
-        sources = None if walked is None else self.library.move_sources(walked)
+        new = [str(path) not in known for _, path, _ in todo]
+        sources = None if walked is None or not any(new) else self.library.move_sources(walked)
         analysed: list[Todo] = []
-        for root, path, state in todo:
-            if str(path) not in known and (moved := self.library.try_move(path, root, state, sources)):
+        for (root, path, state), is_new in zip(todo, new, strict=True):
+            if is_new and (moved := self.library.try_move(path, root, state, sources)):
                 done.append(moved)
             else:
                 analysed.append((root, path, state))

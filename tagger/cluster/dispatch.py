@@ -173,11 +173,12 @@ class ClusterBackend:
         return _Flight(future, indices, attempt, time.monotonic() + self.timeout, hangs=hangs)
 
     def _one_each(
-        self, flight: _Flight, flights: dict[int, _Flight], paths: list[Path], max_windows: int | None, hangs: int
+        self, flight: _Flight, flights: dict[int, _Flight], paths: list[Path], max_windows: int | None
     ) -> None:
-        """The tracks of ``flight`` sent again, a task each: which one of them killed or hung the workers shows."""
+        """The tracks of ``flight`` sent again, a task each (its hangs counted against each): which one of them
+        killed or hung the workers shows."""
         for index in flight.indices:
-            flights[index] = self._submit([index], paths, max_windows, attempt=2, hangs=hangs)
+            flights[index] = self._submit([index], paths, max_windows, attempt=2, hangs=flight.hangs)
 
     def _collect(
         self, flights: dict[int, _Flight], done: dict[int, Analysed], paths: list[Path], max_windows: int | None
@@ -196,7 +197,7 @@ class ClusterBackend:
             if results is not None:
                 done.update(zip(flight.indices, results, strict=True))
             elif len(flight.indices) > 1:
-                self._one_each(flight, flights, paths, max_windows, flight.hangs)
+                self._one_each(flight, flights, paths, max_windows)
             else:
                 flights[first] = self._submit(flight.indices, paths, max_windows, flight.attempt + 1, flight.hangs)
         if overdue:
@@ -226,20 +227,24 @@ class ClusterBackend:
             # The scheduler blames every task on a dying worker, a neighbour of the culprit too: sent once more.
             if flight.attempt == 1:
                 return None
-            if flight.hangs:
-                reason = f"gave up: it hung a worker for {self.timeout:.0f} s and others died on it"
-                return [FileError(path, reason) for path in mine]
             deaths = 2 * ((self._allowed_failures or 0) + 1)
-            reason = f"{deaths} worker processes died analysing it (the decoder crashes on this file)"
-            return [FileError(path, reason) for path in mine]
+            reason = (
+                f"gave up: it hung a worker for {self.timeout:.0f} s and others died on it"
+                if flight.hangs
+                else f"{deaths} worker processes died analysing it (the decoder crashes on this file)"
+            )
         except FutureCancelledError:  # the scheduler lost it
-            return None if flight.attempt == 1 else [FileError(path, "cancelled twice by the cluster") for path in mine]
+            if flight.attempt == 1:
+                return None
+            reason = "cancelled twice by the cluster"
         except Exception as error:  # raised outside analyse_safely: the task could not run there
-            return [FileError(path, f"worker error {type(error).__name__}: {error}") for path in mine]
-        return [
-            replace(result, path=path) if isinstance(result, TrackAnalysis) else type(result)(path, result.reason)
-            for path, result in zip(mine, results, strict=True)
-        ]
+            reason = f"worker error {type(error).__name__}: {error}"
+        else:
+            return [
+                replace(result, path=path) if isinstance(result, TrackAnalysis) else type(result)(path, result.reason)
+                for path, result in zip(mine, results, strict=True)
+            ]
+        return [FileError(path, reason) for path in mine]
 
     def _overdue(
         self,
@@ -270,14 +275,15 @@ class ClusterBackend:
             flight = flights[first]
             flight.hangs += 1
             flight.worker, flight.deadline = None, time.monotonic() + self.timeout
-            if len(flight.indices) > 1:  # which of them hung shows when each runs alone; one more hang fails it
-                self.client.cancel([flight.future], force=True)
-                del flights[first]
-                self._one_each(flight, flights, paths, max_windows, flight.hangs)
-            elif flight.hangs >= 2:
-                self.client.cancel([flight.future], force=True)
-                del flights[first]
+            alone = len(flight.indices) == 1
+            if alone and flight.hangs < 2:
+                continue  # the scheduler sends it on to another worker
+            self.client.cancel([flight.future], force=True)
+            del flights[first]
+            if alone:
                 done[first] = FileError(paths[first], f"gave up after {self.timeout:.0f} s, twice (decoder hung)")
+            else:  # which of them hung shows when each runs alone; one more hang fails it
+                self._one_each(flight, flights, paths, max_windows)
 
 
 def _allowed_failures(dask_scheduler: Any) -> int:
